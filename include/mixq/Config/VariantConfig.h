@@ -44,8 +44,11 @@ struct QuantSpec {
   QuantFormat format = QuantFormat::F32;
   int64_t block = 64;        ///< 1-D block for nf4/fp4/int8
   bool doubleQuant = false;  ///< nf4/fp4 only
-  int64_t tileRows = 1;      ///< int tiles: rows (output features)
-  int64_t tileCols = 64;     ///< int tiles: cols (input features)
+  /// int4/int3/int2 tiles over W [out, in]: tileRows output features by
+  /// tileCols input features share one (alpha, beta). JSON: "tile": [rows,
+  /// cols] or "tile": cols (rows = 1).
+  int64_t tileRows = 1;
+  int64_t tileCols = 64;
   bool operator==(const QuantSpec &o) const;
 };
 
@@ -61,8 +64,13 @@ struct AdapterSpec {
   double dropout = 0.0;
   AdapterInit init = AdapterInit::Gaussian;
   int64_t initIters = 1;   ///< LoftQ alternations
-  int64_t lambda = 1;      ///< Q-BLoRA pooling factor
-  int64_t lambdaRows = 1;  ///< QA-BLoRA: must equal the quant tile
+  /// Q-BLoRA: AvgPool(lambda) on the input, rank*lambda, repeat_interleave
+  /// (lambda) on the output. JSON "lambda": n.
+  int64_t lambda = 1;
+  /// QA-BLoRA: H is [in/lambdaCols, out/lambdaRows]; (lambdaRows, lambdaCols)
+  /// = (paper's lambda2 over outputs, lambda1 over inputs) must equal the
+  /// quant tile (tileRows, tileCols). JSON "lambda": [rows, cols].
+  int64_t lambdaRows = 1;
   int64_t lambdaCols = 1;
   bool operator==(const AdapterSpec &o) const;
 };
