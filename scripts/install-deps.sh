@@ -14,6 +14,7 @@ pkgs=(
   libeigen3-dev libsentencepiece-dev libsqlite3-dev libpq-dev postgresql
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
   clang libclang-rt-14-dev
+  libzstd-dev zlib1g-dev libxml2-dev libedit-dev libffi-dev
 )
 if [ "${MIXQ_WITH_TORCH:-1}" != 0 ]; then
   pkgs+=(libtorch-dev)
