@@ -1,0 +1,30 @@
+//===- mixq-opt.cpp - the MixQ optimizer driver -------------------*- C++ -*-===//
+//
+// Parses mixq (+ func, arith, tensor) IR and runs mixq passes and pipelines
+// and a few upstream ones (canonicalize, cse, symbol-dce).
+//
+//===----------------------------------------------------------------------===//
+
+#include "mixq/Dialect/MixQ/IR/MixQ.h"
+#include "mixq/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  registry.insert<mixq::MixQDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
+  mlir::registerSymbolDCEPass();
+  mixq::registerMixQPasses();
+
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "MixQ optimizer driver\n", registry));
+}
