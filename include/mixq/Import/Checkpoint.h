@@ -42,6 +42,11 @@ struct TensorInfo {
   std::string file;            ///< file that holds the data ("" if none)
   uint64_t offset = 0;         ///< absolute byte offset in `file`
   uint64_t nbytes = 0;
+  /// Nonzero when the stored rows are in the interleaved-pair rotary layout of
+  /// llama2.c/Meta checkpoints (q_proj/k_proj only): readF32 permutes them to
+  /// the HF rotate_half layout with this many heads. Code that maps the raw
+  /// bytes at `offset` itself must apply the same permutation.
+  int64_t interleavedRopeHeads = 0;
   int64_t numElements() const;
 };
 
@@ -54,7 +59,15 @@ public:
   /// Errors name the file and the problem.
   static llvm::Expected<std::unique_ptr<Checkpoint>> open(llvm::StringRef path);
 
-  /// "hf-safetensors", "llama2c", "torchscript" or "config-only".
+  /// Opens one safetensors file that is not a whole model (e.g. a PEFT
+  /// `adapter_model.safetensors`): the header is validated as in open() but
+  /// nothing is checked against a config.json; config() stays empty and
+  /// format() is "safetensors".
+  static llvm::Expected<std::unique_ptr<Checkpoint>>
+  openTensorFile(llvm::StringRef path);
+
+  /// "hf-safetensors", "llama2c", "torchscript", "config-only" or, for
+  /// openTensorFile, "safetensors".
   virtual llvm::StringRef format() const = 0;
   const std::string &path() const { return path_; }
   const ModelConfig &config() const { return config_; }
