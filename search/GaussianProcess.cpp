@@ -1,0 +1,229 @@
+//===- GaussianProcess.cpp - GP regression with an RBF kernel ----*- C++ -*-===//
+
+#include "mixq/Search/GaussianProcess.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace mixq::search;
+using Eigen::MatrixXd;
+using Eigen::Vector3d;
+using Eigen::VectorXd;
+
+namespace {
+
+constexpr double kLog2Pi = 1.8378770664093453;
+
+/// Pairwise squared Euclidean distances between the rows of a and b.
+MatrixXd squaredDistances(const MatrixXd &a, const MatrixXd &b) {
+  VectorXd an = a.rowwise().squaredNorm();
+  VectorXd bn = b.rowwise().squaredNorm();
+  MatrixXd d = -2.0 * (a * b.transpose());
+  d.colwise() += an;
+  d.rowwise() += bn.transpose();
+  return d.cwiseMax(0.0);
+}
+
+/// Box for the log hyperparameters (log l, log sf2, log sn2).
+struct LogBox {
+  Vector3d lo, hi;
+  Vector3d clamp(const Vector3d &t) const { return t.cwiseMax(lo).cwiseMin(hi); }
+};
+
+GPHyperparameters fromLog(const Vector3d &t) {
+  return {std::exp(t[0]), std::exp(t[1]), std::exp(t[2])};
+}
+
+Vector3d toLog(const GPHyperparameters &h) {
+  return {std::log(h.lengthscale), std::log(h.signalVariance),
+          std::log(h.noiseVariance)};
+}
+
+} // namespace
+
+double mixq::search::expectedImprovement(double mean, double sigma,
+                                         double best, double xi) {
+  double gain = mean - best - xi;
+  if (!(sigma > 1e-12))
+    return std::max(0.0, gain);
+  double z = gain / sigma;
+  double cdf = 0.5 * std::erfc(-z / std::sqrt(2.0));
+  double pdf = std::exp(-0.5 * z * z) / std::sqrt(2.0 * M_PI);
+  return std::max(0.0, gain * cdf + sigma * pdf);
+}
+
+double mixq::search::upperConfidenceBound(double mean, double sigma,
+                                          double kappa) {
+  return mean + kappa * sigma;
+}
+
+void GaussianProcess::setInputBounds(VectorXd lower, VectorXd upper) {
+  lo = std::move(lower);
+  hi = std::move(upper);
+  fixedBounds = true;
+}
+
+MatrixXd GaussianProcess::normalize(const MatrixXd &x) const {
+  MatrixXd out = x.rowwise() - lo.transpose();
+  for (int j = 0; j < out.cols(); ++j) {
+    double range = hi[j] - lo[j];
+    if (range > 0)
+      out.col(j) /= range;
+  }
+  return out;
+}
+
+double GaussianProcess::logMarginalLikelihood(const GPHyperparameters &h,
+                                              Vector3d *grad) const {
+  const double ninf = -std::numeric_limits<double>::infinity();
+  int n = static_cast<int>(ys.size());
+  double l2 = h.lengthscale * h.lengthscale;
+  MatrixXd e = (-sqDist / (2.0 * l2)).array().exp().matrix();
+  MatrixXd k = h.signalVariance * e;
+  k.diagonal().array() += h.noiseVariance;
+  Eigen::LLT<MatrixXd> llt(k);
+  if (llt.info() != Eigen::Success)
+    return ninf;
+  VectorXd a = llt.solve(ys);
+  double logDet = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+  double lml = -0.5 * ys.dot(a) - 0.5 * logDet - 0.5 * n * kLog2Pi;
+  if (!std::isfinite(lml))
+    return ninf;
+  if (grad) {
+    MatrixXd kinv = llt.solve(MatrixXd::Identity(n, n));
+    MatrixXd w = a * a.transpose() - kinv;
+    MatrixXd ke = h.signalVariance * e;
+    (*grad)[0] = 0.5 * (w.array() * ke.array() * sqDist.array()).sum() / l2;
+    (*grad)[1] = 0.5 * (w.array() * ke.array()).sum();
+    (*grad)[2] = 0.5 * h.noiseVariance * w.trace();
+  }
+  return lml;
+}
+
+void GaussianProcess::factorize() {
+  double l2 = hyper.lengthscale * hyper.lengthscale;
+  MatrixXd k = hyper.signalVariance *
+               (-sqDist / (2.0 * l2)).array().exp().matrix();
+  k.diagonal().array() += hyper.noiseVariance;
+  chol.compute(k);
+  // Jitter until positive definite (duplicated inputs with tiny noise).
+  for (double jitter = 1e-10; chol.info() != Eigen::Success && jitter < 1;
+       jitter *= 10) {
+    k.diagonal().array() += jitter;
+    hyper.noiseVariance += jitter;
+    chol.compute(k);
+  }
+  alpha = chol.solve(ys);
+}
+
+llvm::Error GaussianProcess::fit(const MatrixXd &x, const VectorXd &y,
+                                 const GPFitOptions &opts,
+                                 GPHyperparameters init) {
+  if (x.rows() == 0 || x.rows() != y.size())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "GP fit needs n >= 1 inputs and as many "
+                                   "targets (got %d and %d)",
+                                   int(x.rows()), int(y.size()));
+  if (!y.allFinite() || !x.allFinite())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "GP fit: inputs and targets must be "
+                                   "finite");
+  if (!fixedBounds) {
+    lo = x.colwise().minCoeff().transpose();
+    hi = x.colwise().maxCoeff().transpose();
+  }
+  xn = normalize(x);
+  sqDist = squaredDistances(xn, xn);
+  yMean = y.mean();
+  double var = y.size() > 1 ? (y.array() - yMean).square().sum() / y.size() : 0;
+  yStd = var > 1e-300 ? std::sqrt(var) : 1.0;
+  ys = (y.array() - yMean) / yStd;
+  hyper = init;
+  hyper.noiseVariance = std::max(hyper.noiseVariance, opts.minNoise);
+  if (opts.optimize && x.rows() > 1) {
+    double d = std::max<double>(1, x.cols());
+    LogBox box{{std::log(1e-2), std::log(1e-3), std::log(opts.minNoise)},
+               {std::log(10.0 * std::sqrt(d)), std::log(1e3), std::log(10.0)}};
+    std::mt19937_64 rng(opts.seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    Vector3d bestT = box.clamp(toLog(hyper));
+    double bestF = logMarginalLikelihood(fromLog(bestT));
+    for (int r = 0; r <= opts.restarts; ++r) {
+      Vector3d t = bestT;
+      if (r > 0) {
+        t[0] = std::log(0.1) + u(rng) * std::log(20.0 * std::sqrt(d));
+        t[1] = std::log(0.3) + u(rng) * std::log(10.0);
+        t[2] = std::log(1e-4) + u(rng) * std::log(3e3);
+        t = box.clamp(t);
+      }
+      // BFGS on -lml over the log box (projected steps).
+      Vector3d g;
+      double f = -logMarginalLikelihood(fromLog(t), &g);
+      g = -g;
+      if (!std::isfinite(f))
+        continue;
+      Eigen::Matrix3d hinv = Eigen::Matrix3d::Identity();
+      for (int it = 0; it < opts.maxIterations; ++it) {
+        Vector3d p = -hinv * g;
+        if (g.dot(p) >= 0) {
+          hinv.setIdentity();
+          p = -g;
+        }
+        double step = 1.0, fn = f;
+        Vector3d tn = t, gn;
+        bool accepted = false;
+        for (int ls = 0; ls < 30; ++ls, step *= 0.5) {
+          tn = box.clamp(t + step * p);
+          fn = -logMarginalLikelihood(fromLog(tn), &gn);
+          if (std::isfinite(fn) && fn <= f + 1e-4 * g.dot(tn - t)) {
+            accepted = true;
+            break;
+          }
+        }
+        if (!accepted)
+          break;
+        gn = -gn;
+        Vector3d s = tn - t, yv = gn - g;
+        double sy = s.dot(yv);
+        bool done = std::abs(f - fn) < 1e-9 * (1 + std::abs(f));
+        t = tn;
+        f = fn;
+        g = gn;
+        if (done || s.norm() < 1e-8)
+          break;
+        if (sy > 1e-10) {
+          double rho = 1.0 / sy;
+          Eigen::Matrix3d id = Eigen::Matrix3d::Identity();
+          hinv = (id - rho * s * yv.transpose()) * hinv *
+                     (id - rho * yv * s.transpose()) +
+                 rho * s * s.transpose();
+        }
+      }
+      if (-f > bestF) {
+        bestF = -f;
+        bestT = t;
+      }
+    }
+    hyper = fromLog(bestT);
+  }
+  factorize();
+  return llvm::Error::success();
+}
+
+void GaussianProcess::predict(const MatrixXd &xs, VectorXd &mean,
+                              VectorXd &variance) const {
+  MatrixXd z = normalize(xs);
+  double l2 = hyper.lengthscale * hyper.lengthscale;
+  MatrixXd ks = hyper.signalVariance *
+                (-squaredDistances(z, xn) / (2.0 * l2)).array().exp().matrix();
+  mean = (ks * alpha).array() * yStd + yMean;
+  MatrixXd v = chol.matrixL().solve(ks.transpose());
+  variance = (hyper.signalVariance - v.colwise().squaredNorm().array())
+                 .cwiseMax(1e-12)
+                 .matrix()
+                 .transpose() *
+             (yStd * yStd);
+}
