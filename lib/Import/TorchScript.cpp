@@ -1,52 +1,123 @@
 //===- TorchScript.cpp - TorchScript checkpoint reader ----------*- C++ -*-===//
 //
-// Reads the parameters of a TorchScript module through LibTorch when MixQ is
-// built with it (MIXQ_HAVE_TORCH); otherwise reports that the import is
-// disabled.
+// Reads the parameters of a TorchScript module. LibTorch itself lives in
+// libMixQTorchPlugin.so (TorchPlugin.cpp), loaded with dlopen on the first .pt
+// file, so MixQ processes that never open one do not load LibTorch. Here:
+// name mapping (Hugging Face names pass through; llama2.c/Meta `model.py`
+// names are renamed and their q/k rows flagged for the rotary permutation),
+// the model shape (config.json beside the file, else inferred from the tensor
+// shapes and the module's head-count attributes) and the f32 reads.
 //
 //===----------------------------------------------------------------------===//
 
 #include "ImportInternal.h"
 
-using namespace mixq;
-using namespace mixq::detail;
-using llvm::Expected;
-using llvm::StringRef;
-
-#ifdef MIXQ_HAVE_TORCH
-
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
-#include <torch/script.h>
-
-#include <map>
-#include <regex>
+#include <cstdlib>
 #include <set>
 
+#ifdef MIXQ_HAVE_TORCH
+#include "TorchPluginAPI.h"
+
+#include <dlfcn.h>
+#endif
+
+using namespace mixq;
+using namespace mixq::detail;
 using llvm::Error;
+using llvm::Expected;
+using llvm::StringRef;
 using llvm::Twine;
 
-bool mixq::detail::haveTorchScript() { return true; }
+#ifdef MIXQ_HAVE_TORCH
+
+//===----------------------------------------------------------------------===//
+// Plugin loading
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The plugin's function table, or an error saying why it is unavailable.
+Expected<const MixQTorchPluginAPI *> pluginAPI() {
+  static const MixQTorchPluginAPI *api = nullptr;
+  static std::string failure;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    const char *env = std::getenv("MIXQ_TORCH_PLUGIN");
+    std::string path = env && *env ? env : MIXQ_TORCH_PLUGIN_PATH;
+    void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      const char *msg = dlerror();
+      failure = "cannot load the LibTorch plugin " + path + ": " +
+                (msg ? msg : "unknown error");
+    } else if (auto get = reinterpret_cast<const MixQTorchPluginAPI *(*)()>(
+                   dlsym(handle, "mixqTorchPluginAPI"))) {
+      api = get();
+      if (api->abiVersion != MIXQ_TORCH_PLUGIN_ABI) {
+        failure = "the LibTorch plugin " + path + " has ABI version " +
+                  std::to_string(api->abiVersion) + ", expected " +
+                  std::to_string(MIXQ_TORCH_PLUGIN_ABI);
+        api = nullptr;
+      }
+    } else {
+      failure = "the LibTorch plugin " + path + " lacks mixqTorchPluginAPI";
+    }
+  }
+  if (!api)
+    return llvm::createStringError(std::errc::not_supported, "%s",
+                                   failure.c_str());
+  return api;
+}
+
+/// Takes ownership of a plugin error string.
+std::string takeString(const MixQTorchPluginAPI *api, char *s) {
+  std::string out = s ? s : "unknown error";
+  if (s)
+    api->freeString(s);
+  return out;
+}
+
+} // namespace
+
+bool mixq::detail::haveTorchScript() {
+  Expected<const MixQTorchPluginAPI *> api = pluginAPI();
+  if (!api) {
+    llvm::consumeError(api.takeError());
+    return false;
+  }
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Names and dtypes
+//===----------------------------------------------------------------------===//
 
 namespace {
 
 /// Where a TorchScript tensor lands in the Hugging Face naming.
 struct Mapped {
   std::string name;
-  /// For Meta/llama2.c q/k weights: "q" or "k" (rows interleaved).
+  /// For Meta/llama2.c q/k weights: 'q' or 'k' (rows interleaved).
   char interleaved = 0;
   int64_t layer = -1;
 };
 
 /// Maps Meta/llama2.c `model.py` names (tok_embeddings, layers.{i}.attention.
-/// wq, feed_forward.w1, ...) to Hugging Face names; HF names pass through. A
-/// leading "module." (DataParallel) is dropped.
+/// wq, feed_forward.w1, ...) to Hugging Face names; other names pass through.
+/// A leading "module." (DataParallel) is dropped.
 Mapped mapName(StringRef name) {
   name.consume_front("module.");
-  static const std::regex layerRe(R"(^layers\.(\d+)\.(.+)$)");
-  static const std::map<std::string, std::string> perLayer = {
+  if (name == "tok_embeddings.weight")
+    return {"model.embed_tokens.weight"};
+  if (name == "norm.weight")
+    return {"model.norm.weight"};
+  if (name == "output.weight")
+    return {"lm_head.weight"};
+  static const std::pair<StringRef, StringRef> perLayer[] = {
       {"attention.wq.weight", "self_attn.q_proj.weight"},
       {"attention.wk.weight", "self_attn.k_proj.weight"},
       {"attention.wv.weight", "self_attn.v_proj.weight"},
@@ -56,135 +127,106 @@ Mapped mapName(StringRef name) {
       {"feed_forward.w3.weight", "mlp.up_proj.weight"},
       {"attention_norm.weight", "input_layernorm.weight"},
       {"ffn_norm.weight", "post_attention_layernorm.weight"}};
-  if (name == "tok_embeddings.weight")
-    return {"model.embed_tokens.weight"};
-  if (name == "norm.weight")
-    return {"model.norm.weight"};
-  if (name == "output.weight")
-    return {"lm_head.weight"};
-  std::string s = name.str();
-  std::smatch m;
-  if (std::regex_match(s, m, layerRe)) {
-    auto it = perLayer.find(m[2].str());
-    if (it != perLayer.end()) {
-      Mapped out{"model.layers." + m[1].str() + "." + it->second};
-      out.layer = std::stoll(m[1].str());
-      if (m[2] == "attention.wq.weight")
-        out.interleaved = 'q';
-      else if (m[2] == "attention.wk.weight")
-        out.interleaved = 'k';
-      return out;
-    }
-  }
-  return {s};
-}
-
-std::optional<DType> toDType(c10::ScalarType t) {
-  switch (t) {
-  case c10::ScalarType::Float:
-    return DType::F32;
-  case c10::ScalarType::Half:
-    return DType::F16;
-  case c10::ScalarType::BFloat16:
-    return DType::BF16;
-  case c10::ScalarType::Double:
-    return DType::F64;
-  case c10::ScalarType::Char:
-    return DType::I8;
-  case c10::ScalarType::Byte:
-    return DType::U8;
-  case c10::ScalarType::Short:
-    return DType::I16;
-  case c10::ScalarType::Int:
-    return DType::I32;
-  case c10::ScalarType::Long:
-    return DType::I64;
-  default:
-    return std::nullopt;
-  }
-}
-
-/// First integer attribute called one of `names` on any submodule.
-std::optional<int64_t> findIntAttr(const torch::jit::Module &m,
-                                   std::initializer_list<const char *> names) {
-  for (const auto &sub : m.named_modules())
-    for (const char *n : names)
-      if (sub.value.hasattr(n)) {
-        c10::IValue v = sub.value.attr(n);
-        if (v.isInt())
-          return v.toInt();
+  StringRef rest = name;
+  int64_t layer;
+  if (rest.consume_front("layers.") && !rest.consumeInteger(10, layer) &&
+      rest.consume_front(".")) {
+    for (auto [from, to] : perLayer)
+      if (rest == from) {
+        Mapped m{"model.layers." + std::to_string(layer) + "." + to.str()};
+        m.layer = layer;
+        if (from == "attention.wq.weight")
+          m.interleaved = 'q';
+        else if (from == "attention.wk.weight")
+          m.interleaved = 'k';
+        return m;
       }
+  }
+  return {name.str()};
+}
+
+std::optional<DType> toDType(StringRef torchName) {
+  static const std::pair<StringRef, DType> table[] = {
+      {"Float", DType::F32}, {"Half", DType::F16},  {"BFloat16", DType::BF16},
+      {"Double", DType::F64}, {"Char", DType::I8},  {"Byte", DType::U8},
+      {"Short", DType::I16}, {"Int", DType::I32},   {"Long", DType::I64}};
+  for (auto [name, dtype] : table)
+    if (torchName == name)
+      return dtype;
   return std::nullopt;
 }
 
-std::optional<double> findDoubleAttr(const torch::jit::Module &m,
-                                     std::initializer_list<const char *> names) {
-  for (const auto &sub : m.named_modules())
-    for (const char *n : names)
-      if (sub.value.hasattr(n)) {
-        c10::IValue v = sub.value.attr(n);
-        if (v.isDouble())
-          return v.toDouble();
-      }
-  return std::nullopt;
-}
+//===----------------------------------------------------------------------===//
+// Checkpoint
+//===----------------------------------------------------------------------===//
 
 class TorchScriptCheckpoint : public Checkpoint {
 public:
+  explicit TorchScriptCheckpoint(const MixQTorchPluginAPI *api) : api(api) {}
+  ~TorchScriptCheckpoint() override {
+    if (module)
+      api->release(module);
+  }
   StringRef format() const override { return "torchscript"; }
   Expected<std::vector<float>> readF32(StringRef name) const override;
 
-  /// Loads `path`; all LibTorch exceptions stay inside.
   Error load(StringRef path);
 
 private:
-  Error collect(const torch::jit::Module &module);
-  Error inferConfig(const torch::jit::Module &module);
+  Error collect();
+  Error inferConfig();
+  std::optional<int64_t> intAttr(std::initializer_list<const char *> names);
   const std::vector<int64_t> *shapeOf(StringRef name) const;
 
-  std::map<std::string, at::Tensor> data;
-  std::map<std::string, Mapped> mapping;
+  const MixQTorchPluginAPI *api;
+  MixQTorchModule *module = nullptr;
+  /// HF name -> plugin tensor index and original mapping.
+  llvm::StringMap<std::pair<int64_t, Mapped>> index;
 };
 
-Error TorchScriptCheckpoint::collect(const torch::jit::Module &module) {
-  auto add = [&](const std::string &name, const at::Tensor &t) -> Error {
-    Mapped m = mapName(name);
-    std::optional<DType> dtype = toDType(t.scalar_type());
+Error TorchScriptCheckpoint::collect() {
+  for (int64_t i = 0, e = api->numTensors(module); i < e; ++i) {
+    std::string original = api->tensorName(module, i);
+    Mapped m = mapName(original);
+    std::optional<DType> dtype = toDType(api->tensorDType(module, i));
     if (!dtype)
-      return importError(path_, "tensor '" + name + "' has unsupported dtype " +
-                                    std::string(c10::toString(t.scalar_type())));
-    if (data.count(m.name))
-      return importError(path_, "two tensors map to '" + m.name + "'");
+      return importError(path_, "tensor '" + original +
+                                    "' has unsupported dtype " +
+                                    api->tensorDType(module, i));
     TensorInfo info;
     info.name = m.name;
     info.dtype = *dtype;
-    info.shape.assign(t.sizes().begin(), t.sizes().end());
-    info.nbytes = static_cast<uint64_t>(t.numel()) * dtypeSize(*dtype);
+    info.nbytes = dtypeSize(*dtype);
+    for (int64_t d = 0, r = api->tensorRank(module, i); d < r; ++d) {
+      info.shape.push_back(api->tensorDim(module, i, d));
+      info.nbytes *= info.shape.back();
+    }
+    if (!index.try_emplace(m.name, i, m).second)
+      return importError(path_, "two tensors map to '" + m.name + "'");
     tensors_.push_back(std::move(info));
-    data[m.name] = t;
-    mapping[m.name] = m;
-    return Error::success();
-  };
-  for (const auto &p : module.named_parameters(/*recurse=*/true))
-    if (Error err = add(p.name, p.value))
-      return err;
-  for (const auto &b : module.named_buffers(/*recurse=*/true))
-    if (Error err = add(b.name, b.value))
-      return err;
+  }
   return Error::success();
 }
 
 const std::vector<int64_t> *
 TorchScriptCheckpoint::shapeOf(StringRef name) const {
-  for (const TensorInfo &t : tensors_)
-    if (t.name == name)
-      return &t.shape;
-  return nullptr;
+  const TensorInfo *t = find(name);
+  return t && t->shape.size() == 2 ? &t->shape : nullptr;
+}
+
+std::optional<int64_t>
+TorchScriptCheckpoint::intAttr(std::initializer_list<const char *> names) {
+  for (const char *n : names) {
+    int64_t v;
+    if (api->intAttr(module, n, &v))
+      return v;
+  }
+  return std::nullopt;
 }
 
 /// Reads the shape from config.json beside the file, else from the tensor
 /// shapes plus the head counts the module keeps as attributes.
-Error TorchScriptCheckpoint::inferConfig(const torch::jit::Module &module) {
+Error TorchScriptCheckpoint::inferConfig() {
   llvm::SmallString<256> cfgPath(llvm::sys::path::parent_path(path_));
   llvm::sys::path::append(cfgPath, "config.json");
   if (llvm::sys::fs::exists(cfgPath)) {
@@ -195,11 +237,11 @@ Error TorchScriptCheckpoint::inferConfig(const torch::jit::Module &module) {
     return Error::success();
   }
   const std::vector<int64_t> *emb = shapeOf("model.embed_tokens.weight");
-  const std::vector<int64_t> *gate = shapeOf("model.layers.0.mlp.gate_proj.weight");
+  const std::vector<int64_t> *gate =
+      shapeOf("model.layers.0.mlp.gate_proj.weight");
   const std::vector<int64_t> *q = shapeOf("model.layers.0.self_attn.q_proj.weight");
   const std::vector<int64_t> *k = shapeOf("model.layers.0.self_attn.k_proj.weight");
-  if (!emb || emb->size() != 2 || !gate || gate->size() != 2 || !q ||
-      q->size() != 2 || !k || k->size() != 2)
+  if (!emb || !gate || !q || !k)
     return importError(path_, "no config.json beside it and no LLaMA "
                               "embedding/layer-0 weights to infer the shape "
                               "from");
@@ -210,34 +252,37 @@ Error TorchScriptCheckpoint::inferConfig(const torch::jit::Module &module) {
   std::set<int64_t> layers;
   for (const TensorInfo &t : tensors_) {
     StringRef n = t.name;
-    if (n.consume_front("model.layers.")) {
-      int64_t l;
-      if (!n.consumeInteger(10, l))
-        layers.insert(l);
-    }
+    int64_t l;
+    if (n.consume_front("model.layers.") && !n.consumeInteger(10, l))
+      layers.insert(l);
   }
   cfg.numLayers = layers.size();
-  std::optional<int64_t> heads = findIntAttr(
-      module, {"num_attention_heads", "n_heads", "n_local_heads", "n_head"});
-  std::optional<int64_t> kvHeads = findIntAttr(
-      module, {"num_key_value_heads", "n_kv_heads", "n_local_kv_heads"});
-  std::optional<int64_t> headDim = findIntAttr(module, {"head_dim"});
+  std::optional<int64_t> heads =
+      intAttr({"num_attention_heads", "n_heads", "n_local_heads", "n_head"});
+  std::optional<int64_t> kvHeads =
+      intAttr({"num_key_value_heads", "n_kv_heads", "n_local_kv_heads"});
+  std::optional<int64_t> headDim = intAttr({"head_dim"});
   if (!heads && headDim && *headDim > 0)
     heads = (*q)[0] / *headDim;
-  if (!heads)
+  if (!heads || *heads <= 0)
     return importError(path_, "cannot infer the number of attention heads: "
                               "put a config.json beside it or keep an "
                               "'n_heads' attribute in the module");
   cfg.numHeads = *heads;
-  cfg.headDim = *heads > 0 ? (*q)[0] / *heads : 0;
-  cfg.numKVHeads = kvHeads ? *kvHeads
-                           : (cfg.headDim > 0 ? (*k)[0] / cfg.headDim : 0);
-  cfg.maxSeqLen = findIntAttr(module, {"max_position_embeddings", "max_seq_len",
-                                       "block_size"})
-                      .value_or(2048);
-  cfg.rmsNormEps = findDoubleAttr(module, {"rms_norm_eps", "norm_eps", "eps"})
-                       .value_or(1e-5);
-  cfg.tiedEmbeddings = !shapeOf("lm_head.weight");
+  cfg.headDim = (*q)[0] / *heads;
+  cfg.numKVHeads =
+      kvHeads ? *kvHeads : (cfg.headDim > 0 ? (*k)[0] / cfg.headDim : 0);
+  cfg.maxSeqLen =
+      intAttr({"max_position_embeddings", "max_seq_len", "block_size"})
+          .value_or(2048);
+  for (const char *n : {"rms_norm_eps", "norm_eps", "eps"}) {
+    double eps;
+    if (api->doubleAttr(module, n, &eps)) {
+      cfg.rmsNormEps = eps;
+      break;
+    }
+  }
+  cfg.tiedEmbeddings = !find("lm_head.weight");
   if (Error err = cfg.validate(path_))
     return err;
   config_ = std::move(cfg);
@@ -246,28 +291,18 @@ Error TorchScriptCheckpoint::inferConfig(const torch::jit::Module &module) {
 
 Error TorchScriptCheckpoint::load(StringRef path) {
   path_ = path.str();
-  torch::jit::Module module;
-  try {
-    module = torch::jit::load(path_, torch::kCPU);
-  } catch (const c10::Error &e) {
+  char *error = nullptr;
+  module = api->load(path_.c_str(), &error);
+  if (!module)
     return importError(path, "cannot load TorchScript module: " +
-                                 Twine(e.what_without_backtrace()));
-  } catch (const std::exception &e) {
-    return importError(path, "cannot load TorchScript module: " +
-                                 Twine(e.what()));
-  }
-  try {
-    if (Error err = collect(module))
-      return err;
-    if (Error err = inferConfig(module))
-      return err;
-  } catch (const c10::Error &e) {
-    return importError(path, "cannot read TorchScript module: " +
-                                 Twine(e.what_without_backtrace()));
-  }
+                                 takeString(api, error));
+  if (Error err = collect())
+    return err;
+  if (Error err = inferConfig())
+    return err;
   // Meta-named q/k weights are in the interleaved rotary layout.
   for (TensorInfo &t : tensors_) {
-    const Mapped &m = mapping[t.name];
+    const Mapped &m = index.find(t.name)->second.second;
     if (!m.interleaved || m.layer < 0 ||
         m.layer >= static_cast<int64_t>(config_.layers.size()))
       continue;
@@ -282,22 +317,24 @@ TorchScriptCheckpoint::readF32(StringRef name) const {
   const TensorInfo *info = find(name);
   if (!info)
     return importError(path_, "no tensor named '" + name + "'");
-  try {
-    at::Tensor t = data.at(info->name).detach().to(torch::kCPU).contiguous();
-    StringRef bytes(static_cast<const char *>(t.data_ptr()),
-                    static_cast<size_t>(t.numel()) * t.element_size());
-    return decodeTensor(*info, bytes);
-  } catch (const c10::Error &e) {
+  std::string bytes(info->nbytes, '\0');
+  char *error = nullptr;
+  if (api->readTensor(module, index.find(name)->second.first, bytes.data(),
+                      bytes.size(), &error))
     return importError(path_, "cannot read tensor '" + name +
-                                  "': " + Twine(e.what_without_backtrace()));
-  }
+                                  "': " + takeString(api, error));
+  return decodeTensor(*info, bytes);
 }
 
 } // namespace
 
 Expected<std::unique_ptr<Checkpoint>>
 mixq::detail::openTorchScript(StringRef path) {
-  auto ckpt = std::make_unique<TorchScriptCheckpoint>();
+  Expected<const MixQTorchPluginAPI *> api = pluginAPI();
+  if (!api)
+    return importError(path, "TorchScript import unavailable: " +
+                                 llvm::toString(api.takeError()));
+  auto ckpt = std::make_unique<TorchScriptCheckpoint>(*api);
   if (Error err = ckpt->load(path))
     return std::move(err);
   return std::unique_ptr<Checkpoint>(std::move(ckpt));
