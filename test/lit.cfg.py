@@ -34,5 +34,5 @@ tool_dirs = [config.mixq_tools_dir, config.llvm_tools_dir]
 tools = [ToolSubst(t, unresolved="fatal")
          for t in config.mixq_tool_names.split(",") if t]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
-llvm_config.with_environment("PATH", config.mixq_tools_dir, append_path=False)
+llvm_config.with_environment("PATH", config.mixq_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

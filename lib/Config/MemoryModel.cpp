@@ -1,6 +1,7 @@
 //===- MemoryModel.cpp - static fine-tuning memory estimate -------*- C++ -*-===//
 
 #include "mixq/Config/MemoryModel.h"
+#include "mixq/Kernels/Quant.h"
 
 #include <algorithm>
 
@@ -8,7 +9,6 @@ using namespace llvm;
 
 namespace mixq {
 
-static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 json::Object MemoryBreakdown::toJSON() const {
   return json::Object{{"total", total()},         {"weights", weights},
@@ -18,30 +18,8 @@ json::Object MemoryBreakdown::toJSON() const {
 }
 
 int64_t quantizedWeightBytes(int64_t rows, int64_t cols, const QuantSpec &q) {
-  int64_t n = rows * cols;
-  switch (q.format) {
-  case QuantFormat::F32:
-    return 4 * n;
-  case QuantFormat::BF16:
-    return 2 * n;
-  case QuantFormat::NF4:
-  case QuantFormat::FP4: {
-    int64_t blocks = ceilDiv(n, q.block);
-    int64_t scales = q.doubleQuant
-                         ? blocks + 4 * ceilDiv(blocks, 256) + 4 // u8 + f32
-                         : 4 * blocks;
-    return ceilDiv(n, 2) + scales;
-  }
-  case QuantFormat::Int8:
-    return n + 4 * ceilDiv(n, q.block);
-  case QuantFormat::Int4:
-  case QuantFormat::Int3:
-  case QuantFormat::Int2: {
-    int64_t tiles = ceilDiv(rows, q.tileRows) * ceilDiv(cols, q.tileCols);
-    return ceilDiv(n * quantFormatBits(q.format), 8) + 2 * 4 * tiles;
-  }
-  }
-  return 4 * n;
+  // The kernels' storage layout is the one source of truth.
+  return kernels::quantizedBytes(q, rows, cols);
 }
 
 double bitsPerParam(int64_t rows, int64_t cols, const QuantSpec &q) {

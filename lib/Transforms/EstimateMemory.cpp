@@ -35,6 +35,29 @@ void printRow(raw_ostream &os, StringRef name, int64_t bytes, int64_t total) {
                      total ? 100.0 * double(bytes) / double(total) : 0.0);
 }
 
+/// One line per linear: what the compiler decided for it.
+void printLinear(raw_ostream &os, LinearOp op) {
+  LinearSpec s = linearSpecOf(op);
+  int64_t out = op.getOutFeatures(), in = op.getInFeatures();
+  std::string adapter = adapterKindName(s.adapter.kind).str();
+  if (s.adapter.kind == AdapterKind::QABLoRA)
+    adapter += llvm::formatv(" l={0}x{1}", s.adapter.lambdaRows,
+                             s.adapter.lambdaCols);
+  else if (s.adapter.kind != AdapterKind::None)
+    adapter += llvm::formatv(" r={0}", s.adapter.rank);
+  if (s.adapter.kind == AdapterKind::QBLoRA)
+    adapter += llvm::formatv(" l={0}", s.adapter.lambda);
+  os << llvm::format("  %5lld %-10s %6lldx%-6lld %-5s %6.3f %12lld %-14s "
+                     "%8lld\n",
+                     (long long)(int64_t)op.getLayer(),
+                     op.getRole().str().c_str(), (long long)out,
+                     (long long)in, quantFormatName(s.quant.format).data(),
+                     bitsPerParam(out, in, s.quant),
+                     (long long)quantizedWeightBytes(out, in, s.quant),
+                     adapter.c_str(),
+                     (long long)adapterParams(out, in, s.adapter));
+}
+
 } // namespace
 
 void EstimateMemoryPass::runOnOperation() {
@@ -84,6 +107,12 @@ void EstimateMemoryPass::runOnOperation() {
           b.getNamedAttr("total", i64(m.total())),
       }));
 
+  if (perLinear) {
+    raw_ostream &os = llvm::errs();
+    os << "  layer role        out x in    fmt   bits/p  weight bytes "
+          "adapter        params\n";
+    module.walk([&](LinearOp op) { printLinear(os, op); });
+  }
   if (print) {
     raw_ostream &os = llvm::errs();
     os << "mixq memory estimate: " << model->numLayers << " layers, batch "

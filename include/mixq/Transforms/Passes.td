@@ -49,6 +49,9 @@ def MixQEstimateMemoryPass : Pass<"mixq-estimate-memory", "mlir::ModuleOp"> {
            "print the breakdown table">,
     Option<"report", "report", "std::string", /*default=*/"\"\"",
            "write the breakdown as JSON to this file">,
+    Option<"perLinear", "per-linear", "bool", /*default=*/"false",
+           "also print each linear's decision (format, bits/param, bytes, "
+           "adapter)">,
   ];
 }
 

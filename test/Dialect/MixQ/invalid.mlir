@@ -347,20 +347,6 @@ mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
   mixq.tensor @wsq : tensor<32x32xf32>
 }
 func.func @f(%x: tensor<?x?x32xf32>, %ids: tensor<?x?xi32>) {
-  // expected-error @+1 {{'mixq.linear' op expects the quant block 64 to divide the input features 32}}
-  %y = mixq.linear %x, @ckpt::@w {layer = 0 : i64, role = "up_proj", quant = #mixq.quant<format = nf4>} : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
-  return
-}
-
-// -----
-
-mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
-  mixq.tensor @emb : tensor<128x32xf32>
-  mixq.tensor @norm : tensor<32xf32>
-  mixq.tensor @w : tensor<64x32xf32>
-  mixq.tensor @wsq : tensor<32x32xf32>
-}
-func.func @f(%x: tensor<?x?x32xf32>, %ids: tensor<?x?xi32>) {
   // expected-error @+1 {{'mixq.linear' op expects the quant tile [3, 8] to divide the weight [64, 32]}}
   %y = mixq.linear %x, @ckpt::@w {layer = 0 : i64, role = "up_proj", quant = #mixq.quant<format = int4, tile = [3, 8]>} : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
   return

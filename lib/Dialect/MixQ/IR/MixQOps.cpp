@@ -160,20 +160,19 @@ static bool isKnownRole(StringRef role) {
       .Default(false);
 }
 
-/// Checks the quantization format against the [out, in] weight.
+/// Checks the quantization format against the [out, in] weight. Blocks of
+/// nf4/fp4/int8 are row-local and the last one of a row may be partial (as
+/// the kernels store them), so any input width takes any block; int tiles
+/// must divide the weight (QA-BLoRA folds one adapter value per tile).
 static LogicalResult verifyQuantShape(LinearOp op, QuantAttr q, int64_t out,
                                       int64_t in) {
-  if (q.isIntTile()) {
-    ArrayRef<int64_t> tile = q.getTile();
-    if (out % tile[0] != 0 || in % tile[1] != 0)
-      return op.emitOpError("expects the quant tile [")
-             << tile[0] << ", " << tile[1] << "] to divide the weight ["
-             << out << ", " << in << "]";
+  if (!q.isIntTile())
     return success();
-  }
-  if (q.getBits() < 16 && in % q.getBlock() != 0)
-    return op.emitOpError("expects the quant block ")
-           << q.getBlock() << " to divide the input features " << in;
+  ArrayRef<int64_t> tile = q.getTile();
+  if (out % tile[0] != 0 || in % tile[1] != 0)
+    return op.emitOpError("expects the quant tile [")
+           << tile[0] << ", " << tile[1] << "] to divide the weight [" << out
+           << ", " << in << "]";
   return success();
 }
 
