@@ -18,10 +18,12 @@
 #include "mixq/Search/Pareto.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 using namespace mixq::search;
 using Eigen::MatrixXd;
@@ -76,13 +78,13 @@ bool AutoMixQStrategy::frontStable(StrategyContext &ctx,
   std::vector<MPPoint> pts;
   for (const TrialView *t : done)
     pts.push_back({t->memory, t->performance});
-  std::vector<int64_t> members;
+  // The front as values: ties and re-measured duplicates do not change it.
+  std::set<std::pair<double, double>> members;
   for (int i : paretoFront(pts))
-    members.push_back(done[i]->number);
-  std::sort(members.begin(), members.end());
+    members.insert({pts[i].memory, pts[i].performance});
   std::string sig;
-  for (int64_t m : members)
-    sig += std::to_string(m) + ",";
+  for (auto &[m, p] : members)
+    sig += llvm::formatv("{0:e9}/{1:e9},", m, p).str();
   int64_t checked = ctx.state.getInteger("checked").value_or(0);
   int64_t stable = ctx.state.getInteger("stable").value_or(0);
   if (int64_t(done.size()) > checked) {

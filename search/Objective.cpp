@@ -6,6 +6,7 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -154,29 +155,50 @@ std::string readAll(const std::string &path) {
   return buf ? (*buf)->getBuffer().str() : std::string();
 }
 
+/// The supervisor kills its whole process group when the worker dies.
+void killOwnGroup(int) { kill(-getpgrp(), SIGKILL); }
+
 /// Starts `sh -c script` with stdout/stderr to the given files, in a new
-/// process group, dying with its parent. Returns the pid or -1.
+/// process group, under a supervisor process that takes the group down when
+/// the worker dies (even by kill -9; /bin/sh does not exec the command, so
+/// the parent-death signal alone would only reach the shell). The
+/// supervisor ends as its shell did. Returns the supervisor's pid or -1.
 pid_t spawnShell(const std::string &script, const std::string &outPath,
                  const std::string &errPath) {
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid != 0)
     return pid;
-  // Child.
+  // Supervisor (only async-signal-safe calls from here).
   setpgid(0, 0);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGTERM, killOwnGroup);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent)
-    _exit(127);
+    killOwnGroup(0);
   int out = open(outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   int err = open(errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   int in = open("/dev/null", O_RDONLY);
   if (out < 0 || err < 0 || in < 0)
     _exit(127);
-  dup2(in, 0);
-  dup2(out, 1);
-  dup2(err, 2);
-  execl("/bin/sh", "sh", "-c", script.c_str(), (char *)nullptr);
-  _exit(127);
+  pid_t shell = fork();
+  if (shell == 0) {
+    signal(SIGTERM, SIG_DFL);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    execl("/bin/sh", "sh", "-c", script.c_str(), (char *)nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  while (shell > 0 && waitpid(shell, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (shell < 0)
+    _exit(127);
+  if (WIFSIGNALED(status)) {
+    signal(WTERMSIG(status), SIG_DFL);
+    kill(getpid(), WTERMSIG(status));
+  }
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
 }
 
 void killGroup(pid_t pid) {
@@ -239,9 +261,17 @@ TrialOutcome CommandObjective::evaluate(const TrialRequest &req,
                     .str();
     return out;
   }
-  if (WEXITSTATUS(status) != 0) {
-    out.error = llvm::formatv("objective exited with status {0}; stderr: {1}",
-                              WEXITSTATUS(status), stderrTail)
+  if (int code = WEXITSTATUS(status); code != 0) {
+    // The shell reports a command killed by signal s as status 128 + s.
+    std::string how =
+        code > 128 && code < 128 + 32
+            ? llvm::formatv(" (the command was killed by signal {0}, {1})",
+                            code - 128, strsignal(code - 128))
+                  .str()
+            : "";
+    out.error = llvm::formatv("objective exited with status {0}{1}; stderr: "
+                              "{2}",
+                              code, how, stderrTail)
                     .str();
     return out;
   }

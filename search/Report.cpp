@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 
 using namespace mixq::search;
@@ -16,6 +18,17 @@ using llvm::json::Object;
 using llvm::json::Value;
 
 namespace {
+
+/// Shortest text that reads back as the same double.
+std::string num(double v) {
+  char buf[64];
+  for (int prec = 6; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof(buf), "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v)
+      break;
+  }
+  return buf;
+}
 
 bool isLost(const Trial &t) {
   return t.state == TrialState::Failed &&
@@ -169,7 +182,8 @@ std::string mixq::search::frontCSV(const Report &r) {
   for (size_t i : r.front) {
     const Trial &t = r.trials[i];
     out += llvm::formatv("{0},{1},{2},{3},{4},{5}\n", t.number, t.stage,
-                         *t.performance, *t.memory, listOf(r, t, true),
+                         num(*t.performance), num(*t.memory),
+                         listOf(r, t, true),
                          listOf(r, t, false))
                .str();
   }
@@ -182,9 +196,8 @@ std::string mixq::search::trialsCSV(const Report &r) {
   for (size_t i = 0; i < r.trials.size(); ++i) {
     const Trial &t = r.trials[i];
     bool onFront = std::find(r.front.begin(), r.front.end(), i) != r.front.end();
-    std::string p = t.performance ? llvm::formatv("{0}", *t.performance).str()
-                                  : "";
-    std::string m = t.memory ? llvm::formatv("{0}", *t.memory).str() : "";
+    std::string p = t.performance ? num(*t.performance) : "";
+    std::string m = t.memory ? num(*t.memory) : "";
     std::string secs =
         t.startedAt && t.finishedAt
             ? llvm::formatv("{0:f3}", *t.finishedAt - *t.startedAt).str()
@@ -287,8 +300,8 @@ std::string mixq::search::scatterSVG(const Report &r) {
                         "</circle>\n",
                         sx(*t.memory), sy(*t.performance), onFront ? 6 : 3.5,
                         colour(t.stage), onFront ? "#d62728" : "none",
-                        onFront ? 2 : 0, t.number, t.stage, *t.performance,
-                        *t.memory);
+                        onFront ? 2 : 0, t.number, t.stage,
+                        num(*t.performance), num(*t.memory));
   }
   double ly = top + 10;
   for (const std::string &s : stages) {
