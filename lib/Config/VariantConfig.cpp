@@ -444,6 +444,11 @@ Expected<LinearSpec> VariantConfig::resolve(int64_t layer,
       if (Error err = builder.apply(e.fields))
         return std::move(err);
   LinearSpec spec = builder.spec;
+  // double_quant is a property of the nf4/fp4 absmax scales: an entry that
+  // switches a layer to another format drops an inherited double_quant.
+  if (spec.quant.format != QuantFormat::NF4 &&
+      spec.quant.format != QuantFormat::FP4)
+    spec.quant.doubleQuant = false;
   // A rank without an explicit adapter kind means LoRA; alpha defaults to
   // 2 * rank (the common PEFT choice: scale 2).
   if (spec.adapter.kind == AdapterKind::None && spec.adapter.rank > 0)
