@@ -12,7 +12,7 @@ def MixQAssignConfigPass : Pass<"mixq-assign-config", "mlir::ModuleOp"> {
     layer/projection entries) and sets `quant` and `adapter` on every
     `mixq.linear` it configures. Errors, naming the config file: entries for
     layers the model does not have, an lm_head entry on a tied head, formats
-    the weight's shape cannot hold (a block or tile that does not divide it),
+    the weight's shape cannot hold (an int tile that does not divide it),
     ranks larger than the matrix, a QA-BLoRA lambda that differs from the
     quant tile.
 
