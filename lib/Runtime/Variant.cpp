@@ -1,0 +1,174 @@
+//===- Variant.cpp - what mixq-run runs: a variant dir or a checkpoint -*- C++ -*-===//
+
+#include "mixq/Runtime/Variant.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <algorithm>
+
+using namespace llvm;
+
+namespace mixq {
+namespace runtime {
+
+static Error variantError(StringRef path, const Twine &msg) {
+  return createStringError(inconvertibleErrorCode(),
+                           "variant '" + path + "': " + msg);
+}
+
+/// `p` relative to `dir` unless absolute.
+static std::string resolvePath(StringRef dir, StringRef p) {
+  if (sys::path::is_absolute(p))
+    return p.str();
+  SmallString<256> out(dir);
+  sys::path::append(out, p);
+  return std::string(out);
+}
+
+/// A tokenizer beside a checkpoint: tokenizer.model, tokenizer.bin, tok*.bin.
+static std::string findTokenizer(StringRef dir) {
+  for (const char *name : {"tokenizer.model", "tokenizer.bin"}) {
+    std::string p = resolvePath(dir, name);
+    if (sys::fs::exists(p))
+      return p;
+  }
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (sys::fs::directory_iterator it(dir, ec), end; it != end && !ec;
+       it.increment(ec)) {
+    StringRef name = sys::path::filename(it->path());
+    if (name.starts_with("tok") && name.ends_with(".bin"))
+      found.push_back(it->path());
+  }
+  std::sort(found.begin(), found.end());
+  return found.empty() ? "" : found.front();
+}
+
+Expected<std::unique_ptr<Variant>> Variant::open(StringRef path,
+                                                 StringRef configPath,
+                                                 StringRef tokenizerPath) {
+  auto v = std::unique_ptr<Variant>(new Variant());
+  v->path_ = path.str();
+  std::string manifest = resolvePath(path, "manifest.json");
+  std::string ckptPath = path.str(), tokDir;
+  const json::Object *modelObj = nullptr;
+  std::optional<json::Value> root;
+  if (sys::fs::is_directory(path) && sys::fs::exists(manifest)) {
+    if (!configPath.empty())
+      return variantError(path, "--config is only for a checkpoint; a "
+                                "variant directory has its config in "
+                                "manifest.json");
+    auto buf = MemoryBuffer::getFile(manifest, /*IsText=*/true);
+    if (!buf)
+      return variantError(manifest, "cannot read: " +
+                                        buf.getError().message());
+    auto parsed = json::parse((*buf)->getBuffer());
+    if (!parsed)
+      return variantError(manifest, "malformed JSON: " +
+                                        toString(parsed.takeError()));
+    root = std::move(*parsed);
+    const json::Object *obj = root->getAsObject();
+    if (!obj)
+      return variantError(manifest, "top level must be an object");
+    if (obj->getInteger("version").value_or(0) != 1)
+      return variantError(manifest, "missing or unsupported \"version\" "
+                                    "(expected 1)");
+    auto ck = obj->getString("checkpoint");
+    if (!ck)
+      return variantError(manifest, "missing string \"checkpoint\"");
+    ckptPath = resolvePath(path, *ck);
+    if (auto w = obj->getString("weights")) {
+      std::string wp = resolvePath(path, *w);
+      auto o = Checkpoint::openTensorFile(wp);
+      if (!o)
+        return o.takeError();
+      v->overrides_ = std::move(*o);
+    }
+    if (auto t = obj->getString("tokenizer"))
+      v->tokenizerPath_ = resolvePath(path, *t);
+    modelObj = obj->getObject("model");
+    if (const json::Value *cfg = obj->get("config")) {
+      auto vc = VariantConfig::fromJSON(*cfg, manifest + " (config)");
+      if (!vc)
+        return vc.takeError();
+      v->config_ = std::move(*vc);
+    }
+  } else if (!configPath.empty()) {
+    auto vc = VariantConfig::fromFile(configPath);
+    if (!vc)
+      return vc.takeError();
+    v->config_ = std::move(*vc);
+  }
+  auto base = Checkpoint::open(ckptPath);
+  if (!base)
+    return base.takeError();
+  v->base_ = std::move(*base);
+  if (!v->base_->hasWeights())
+    return variantError(ckptPath, "the checkpoint has no weights");
+  if (modelObj) {
+    auto mc = ModelConfig::fromJSON(json::Value(json::Object(*modelObj)),
+                                    manifest + " (model)");
+    if (!mc)
+      return mc.takeError();
+    v->model_ = std::move(*mc);
+  } else {
+    v->model_ = v->base_->config();
+  }
+  if (Error e = v->model_.validate(path))
+    return std::move(e);
+  if (!tokenizerPath.empty())
+    v->tokenizerPath_ = tokenizerPath.str();
+  if (v->tokenizerPath_.empty()) {
+    StringRef dir = sys::fs::is_directory(ckptPath)
+                        ? StringRef(ckptPath)
+                        : sys::path::parent_path(ckptPath);
+    v->tokenizerPath_ = findTokenizer(dir.empty() ? "." : dir);
+  }
+  return std::move(v);
+}
+
+Expected<std::vector<float>> Variant::readWeight(StringRef name) const {
+  if (overrides_ && overrides_->find(name))
+    return overrides_->readF32(name);
+  if (!base_->find(name))
+    return variantError(base_->path(), "no tensor '" + name + "'");
+  return base_->readF32(name);
+}
+
+Expected<std::vector<float>> Variant::readAdapter(StringRef name) const {
+  for (const Checkpoint *c : {adapterFile_.get(), overrides_.get()})
+    if (c && c->find(name))
+      return c->readF32(name);
+  return std::vector<float>();
+}
+
+Error Variant::setAdapterFile(StringRef path) {
+  std::string p = path.str();
+  if (sys::fs::is_directory(p))
+    p = resolvePath(p, "adapter_model.safetensors");
+  auto c = Checkpoint::openTensorFile(p);
+  if (!c)
+    return c.takeError();
+  adapterFile_ = std::move(*c);
+  return Error::success();
+}
+
+Expected<std::unique_ptr<Tokenizer>> Variant::openTokenizer() const {
+  if (tokenizerPath_.empty())
+    return variantError(path_, "no tokenizer found beside the checkpoint "
+                               "(tokenizer.model, tokenizer.bin or tok*.bin);"
+                               " name one with --tokenizer");
+  return Tokenizer::open(tokenizerPath_);
+}
+
+Expected<std::unique_ptr<Model>>
+Variant::buildModel(MemoryTracker &mem, const ModelOptions &opts) const {
+  auto weights = [&](StringRef n) { return readWeight(n); };
+  auto adapters = [&](StringRef n) { return readAdapter(n); };
+  return Model::build(model_, config(), weights, adapters, mem, opts);
+}
+
+} // namespace runtime
+} // namespace mixq
