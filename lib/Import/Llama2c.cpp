@@ -15,6 +15,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <cstring>
+#include <optional>
 
 using namespace mixq;
 using namespace mixq::detail;
@@ -135,6 +136,31 @@ ModelConfig configFromHeader(const Llama2cHeader &h) {
   return cfg;
 }
 
+/// Bytes a file with this shape must have, or nullopt on overflow. Computed
+/// before any layout is built so that absurd headers are rejected cheaply.
+std::optional<uint64_t> expectedFileSize(const ModelConfig &c) {
+  uint64_t dim = c.hiddenSize, hidden = c.intermediateSize;
+  uint64_t q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim;
+  uint64_t perLayer = 0, total = 0, t;
+  bool overflow = false;
+  auto mulAdd = [&](uint64_t &acc, uint64_t a, uint64_t b) {
+    overflow |= mulOverflow(a, b, t) || __builtin_add_overflow(acc, t, &acc);
+  };
+  mulAdd(perLayer, 2, dim);           // rms_att, rms_ffn
+  mulAdd(perLayer, 2 * q, dim);       // wq, wo
+  mulAdd(perLayer, 2 * kv, dim);      // wk, wv
+  mulAdd(perLayer, 3 * hidden, dim);  // w1, w2, w3
+  mulAdd(total, c.numLayers, perLayer);
+  mulAdd(total, c.tiedEmbeddings ? 1 : 2, c.vocabSize * dim);
+  mulAdd(total, 1, dim);                           // rms_final
+  mulAdd(total, c.maxSeqLen, (c.headDim / 2) * 2); // freq_cis
+  uint64_t bytes = kLlama2cHeaderBytes;
+  mulAdd(bytes, total, 4);
+  if (overflow)
+    return std::nullopt;
+  return bytes;
+}
+
 } // namespace
 
 Expected<Llama2cLayout> detail::parseLlama2cHeader(StringRef file,
@@ -152,6 +178,19 @@ Expected<Llama2cLayout> detail::parseLlama2cHeader(StringRef file,
   if (Error err = out.config.validate(file))
     return std::move(err);
   const ModelConfig &c = out.config;
+  std::optional<uint64_t> want = expectedFileSize(c);
+  if (!want)
+    return importError(file, "bad llama2.c header: the sizes overflow");
+  if (fileSize < *want)
+    return importError(file, "truncated llama2.c checkpoint: " +
+                                 Twine(fileSize) + " bytes, the header implies " +
+                                 Twine(*want));
+  if (fileSize > *want)
+    return importError(file, "oversized llama2.c checkpoint: " +
+                                 Twine(fileSize) + " bytes, the header implies " +
+                                 Twine(*want) + " (" +
+                                 Twine(fileSize - *want) +
+                                 " trailing bytes; wrong header?)");
   int64_t dim = c.hiddenSize, hidden = c.intermediateSize, L = c.numLayers;
   int64_t q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim;
   LayoutBuilder b(file);
@@ -169,18 +208,11 @@ Expected<Llama2cLayout> detail::parseLlama2cHeader(StringRef file,
   b.skip(static_cast<uint64_t>(c.maxSeqLen) * (c.headDim / 2) * 2); // freq_cis
   if (!c.tiedEmbeddings)
     b.add("lm_head.weight", {c.vocabSize, dim});
-  if (b.overflow)
-    return importError(file, "bad llama2.c header: the sizes overflow");
-  if (fileSize < b.offset)
-    return importError(file, "truncated llama2.c checkpoint: " +
-                                 Twine(fileSize) + " bytes, the header implies " +
-                                 Twine(b.offset));
-  if (fileSize > b.offset)
-    return importError(file, "oversized llama2.c checkpoint: " +
-                                 Twine(fileSize) + " bytes, the header implies " +
-                                 Twine(b.offset) + " (" +
-                                 Twine(fileSize - b.offset) +
-                                 " trailing bytes; wrong header?)");
+  // The layout must end exactly where the size computation says.
+  if (b.overflow || b.offset != *want)
+    return importError(file, "internal error: llama2.c layout of " +
+                                 Twine(b.offset) + " bytes, expected " +
+                                 Twine(*want));
   out.tensors = std::move(b.tensors);
   if (Error err = checkTensorsAgainstConfig(file, c, out.tensors))
     return std::move(err);

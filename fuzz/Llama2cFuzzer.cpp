@@ -1,0 +1,18 @@
+//===- Llama2cFuzzer.cpp - libFuzzer target: llama2.c .bin ------*- C++ -*-===//
+//
+// Arbitrary bytes as a whole llama2.c v0 checkpoint. Errors are expected;
+// crashes, sanitizer reports and broken parser guarantees (trap) are bugs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "FuzzTargets.h"
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  llvm::StringRef bytes(reinterpret_cast<const char *>(data), size);
+  if (!mixq::fuzz::runLlama2c(bytes))
+    __builtin_trap();
+  return 0;
+}
