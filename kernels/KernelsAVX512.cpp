@@ -1,0 +1,302 @@
+//===- KernelsAVX512.cpp - AVX-512 microkernels and dequantizers -*- C++ -*-===//
+//
+// Compiled with the default flags of the project: every function that uses
+// AVX-512 carries a target attribute, so nothing here (nor any inline
+// template instantiated here) requires AVX-512 unless it is called, and it is
+// only called after detectISA() says the CPU has it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelsInternal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#include <cstring>
+
+// GCC 12 reports the _mm512_undefined_*() placeholders inside
+// avx512fintrin.h (e.g. in _mm512_cvtepu8_epi32) as uninitialized: a known
+// false positive of the intrinsic headers, not of this file.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define MIXQ_AVX512                                                            \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define MIXQ_AVX512BF16                                                        \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16")))
+
+namespace mixq {
+namespace kernels {
+namespace detail {
+
+namespace {
+
+constexpr int kMr = 4, kNr = 6;
+
+//===----------------------------------------------------------------------===//
+// Microkernels
+//===----------------------------------------------------------------------===//
+
+/// Sums of the 16 lanes of each of v[0..N), N <= 8, into out.
+template <int N>
+MIXQ_AVX512 inline void reduceN(const __m512 *v, float *out) {
+  for (int j = 0; j < N; ++j)
+    out[j] = _mm512_reduce_add_ps(v[j]);
+}
+
+template <int MR, int NR>
+MIXQ_AVX512 void microF32(const float *a, int64_t lda, const float *b,
+                          int64_t ldb, int64_t kPad, float *c, int64_t ldc,
+                          bool accumulate) {
+  __m512 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j)
+      acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kPad; k += 16) {
+    __m512 bv[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j)
+      bv[j] = _mm512_loadu_ps(b + j * ldb + k);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      __m512 av = _mm512_loadu_ps(a + i * lda + k);
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j)
+        acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float s[NR];
+    reduceN<NR>(acc[i], s);
+    for (int j = 0; j < NR; ++j)
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + s[j] : s[j];
+  }
+}
+
+template <int MR, int NR>
+MIXQ_AVX512BF16 void microBF16(const uint16_t *a, int64_t lda,
+                               const uint16_t *b, int64_t ldb, int64_t kPad,
+                               float *c, int64_t ldc, bool accumulate) {
+  __m512 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j)
+      acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kPad; k += 32) {
+    __m512bh bv[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j)
+      bv[j] = (__m512bh)_mm512_loadu_si512(b + j * ldb + k);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      __m512bh av = (__m512bh)_mm512_loadu_si512(a + i * lda + k);
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j)
+        acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float s[NR];
+    reduceN<NR>(acc[i], s);
+    for (int j = 0; j < NR; ++j)
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + s[j] : s[j];
+  }
+}
+
+using MicroFn = void (*)(const float *, int64_t, const float *, int64_t,
+                         int64_t, float *, int64_t, bool);
+using MicroBFn = void (*)(const uint16_t *, int64_t, const uint16_t *, int64_t,
+                          int64_t, float *, int64_t, bool);
+
+#define MIXQ_ROW(T, I)                                                         \
+  {T<I, 1>, T<I, 2>, T<I, 3>, T<I, 4>, T<I, 5>, T<I, 6>}
+const MicroFn kMicroF32[kMr][kNr] = {MIXQ_ROW(microF32, 1),
+                                     MIXQ_ROW(microF32, 2),
+                                     MIXQ_ROW(microF32, 3),
+                                     MIXQ_ROW(microF32, 4)};
+const MicroBFn kMicroBF16[kMr][kNr] = {MIXQ_ROW(microBF16, 1),
+                                       MIXQ_ROW(microBF16, 2),
+                                       MIXQ_ROW(microBF16, 3),
+                                       MIXQ_ROW(microBF16, 4)};
+#undef MIXQ_ROW
+
+void microF32Dispatch(const float *a, int64_t lda, const float *b, int64_t ldb,
+                      int64_t kPad, int mr, int nr, float *c, int64_t ldc,
+                      bool accumulate) {
+  kMicroF32[mr - 1][nr - 1](a, lda, b, ldb, kPad, c, ldc, accumulate);
+}
+
+void microBF16Dispatch(const uint16_t *a, int64_t lda, const uint16_t *b,
+                       int64_t ldb, int64_t kPad, int mr, int nr, float *c,
+                       int64_t ldc, bool accumulate) {
+  kMicroBF16[mr - 1][nr - 1](a, lda, b, ldb, kPad, c, ldc, accumulate);
+}
+
+//===----------------------------------------------------------------------===//
+// Dequantizers (bit-identical to dequantizeRow)
+//===----------------------------------------------------------------------===//
+
+/// 32 4-bit codes (16 bytes, first element in the high nibble) as two
+/// vectors of 16 int32 codes in element order.
+MIXQ_AVX512 inline void unpackNibbles32(const uint8_t *src, __m512i &lo16,
+                                        __m512i &hi16) {
+  __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src));
+  __m128i mask = _mm_set1_epi8(0x0F);
+  __m128i hiN = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
+  __m128i loN = _mm_and_si128(v, mask);
+  lo16 = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hiN, loN));
+  hi16 = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(hiN, loN));
+}
+
+/// nf4/fp4: out[i] = lut[code] * scale, 32 values per step.
+MIXQ_AVX512 void dequantLut4(const uint8_t *row, int64_t c0, int64_t n,
+                             const float *lut16, float scale, float *out) {
+  __m512 lut = _mm512_loadu_ps(lut16);
+  __m512 s = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < n; i += 32) {
+    __m512i q0, q1;
+    unpackNibbles32(row + (c0 + i) / 2, q0, q1);
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_permutexvar_ps(q0, lut), s));
+    _mm512_storeu_ps(out + i + 16,
+                     _mm512_mul_ps(_mm512_permutexvar_ps(q1, lut), s));
+  }
+}
+
+/// int4 tile: out[i] = fma(alpha, q, beta), 32 values per step.
+MIXQ_AVX512 void dequantInt4(const uint8_t *row, int64_t c0, int64_t n,
+                             float alpha, float beta, float *out) {
+  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int64_t i = 0; i < n; i += 32) {
+    __m512i q0, q1;
+    unpackNibbles32(row + (c0 + i) / 2, q0, q1);
+    _mm512_storeu_ps(out + i,
+                     _mm512_fmadd_ps(va, _mm512_cvtepi32_ps(q0), vb));
+    _mm512_storeu_ps(out + i + 16,
+                     _mm512_fmadd_ps(va, _mm512_cvtepi32_ps(q1), vb));
+  }
+}
+
+/// int8: out[i] = q * step, 16 values per step.
+MIXQ_AVX512 void dequantInt8(const uint8_t *row, int64_t c0, int64_t n,
+                             float step, float *out) {
+  __m512 s = _mm512_set1_ps(step);
+  for (int64_t i = 0; i < n; i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c0 + i));
+    __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(f, s));
+  }
+}
+
+MIXQ_AVX512 void dequantBF16(const uint8_t *row, int64_t c0, int64_t n,
+                             float *out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256i v =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 2 * (c0 + i)));
+    __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16);
+    _mm512_storeu_ps(out + i, _mm512_castsi512_ps(w));
+  }
+  for (; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * (c0 + i), 2);
+    out[i] = bf16ToFloat(h);
+  }
+}
+
+/// Calls fn(chunkBegin, chunkLen, group) over [c0, c1) split at multiples of
+/// `group`; returns false (doing nothing) unless c0 is group-aligned and every
+/// chunk is a multiple of `step`.
+template <typename Fn>
+bool forGroups(int64_t c0, int64_t c1, int64_t group, int64_t step, Fn fn) {
+  if (group % step || c0 % group || (c1 - c0) % step)
+    return false;
+  for (int64_t c = c0; c < c1; c += group)
+    fn(c, c + group < c1 ? group : c1 - c, c / group);
+  return true;
+}
+
+void dequantRowAVX512(const QuantizedTensor &q, int64_t r, int64_t c0,
+                      int64_t c1, float *out) {
+  const uint8_t *row = q.codes.data() + r * q.rowBytes;
+  bool done = false;
+  switch (q.spec.format) {
+  case QuantFormat::F32:
+    std::memcpy(out, row + 4 * c0, 4 * (c1 - c0));
+    return;
+  case QuantFormat::BF16:
+    dequantBF16(row, c0, c1 - c0, out);
+    return;
+  case QuantFormat::NF4:
+  case QuantFormat::FP4: {
+    const float *lut = q.spec.format == QuantFormat::NF4
+                           ? kNF4Codebook.data()
+                           : kFP4Codebook.data();
+    done = forGroups(c0, c1, q.spec.block, 32, [&](int64_t c, int64_t n, int64_t b) {
+      dequantLut4(row, c, n, lut, q.blockScale(r, b), out + (c - c0));
+    });
+    break;
+  }
+  case QuantFormat::Int8:
+    done = forGroups(c0, c1, q.spec.block, 16, [&](int64_t c, int64_t n, int64_t b) {
+      dequantInt8(row, c, n, q.blockScale(r, b) / 127.0f, out + (c - c0));
+    });
+    break;
+  case QuantFormat::Int4: {
+    const int64_t base = (r / q.spec.tileRows) * q.tileColCount();
+    done = forGroups(c0, c1, q.spec.tileCols, 32,
+                     [&](int64_t c, int64_t n, int64_t t) {
+                       dequantInt4(row, c, n, q.scales[base + t],
+                                   q.zeros[base + t], out + (c - c0));
+                     });
+    break;
+  }
+  default:
+    break;
+  }
+  if (!done)
+    dequantizeRow(q, r, c0, c1, out);
+}
+
+MIXQ_AVX512BF16 void toBF16AVX512(const float *in, uint16_t *out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(in + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + i), (__m256i)h);
+  }
+  for (; i < n; ++i)
+    out[i] = floatToBF16(in[i]);
+}
+
+} // namespace
+
+const IsaKernels *avx512Kernels() {
+  static const IsaKernels k = {
+      KernelISA::AVX512,
+      kMr,
+      kNr,
+      microF32Dispatch,
+      cpuHasAVX512BF16() ? microBF16Dispatch : nullptr,
+      dequantRowAVX512,
+      cpuHasAVX512BF16() ? toBF16AVX512 : nullptr};
+  return &k;
+}
+
+} // namespace detail
+} // namespace kernels
+} // namespace mixq
+
+#else
+
+namespace mixq {
+namespace kernels {
+namespace detail {
+const IsaKernels *avx512Kernels() { return nullptr; }
+} // namespace detail
+} // namespace kernels
+} // namespace mixq
+
+#endif
