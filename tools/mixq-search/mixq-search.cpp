@@ -18,6 +18,7 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdio>
 #include <unistd.h>
 
 using namespace mixq::search;
@@ -382,10 +383,11 @@ void printText(const Report &r) {
       r.study.name, r.study.strategy,
       r.strategyFinished ? ", finished" : "", r.trials.size(),
       r.complete.size(), r.front.size());
+  char ref[64];
+  std::snprintf(ref, sizeof(ref), "%g", r.reference.performance);
   llvm::outs() << llvm::formatv("hypervolume {0:e6} (reference: peak_bytes "
                                 "{1:e6}, accuracy {2})\n",
-                                r.finalHypervolume(), r.reference.memory,
-                                r.reference.performance);
+                                r.finalHypervolume(), r.reference.memory, ref);
   for (size_t i : r.front)
     llvm::outs() << llvm::formatv("  trial {0,4} {1,-14} accuracy {2:f4}  "
                                   "peak_bytes {3:e4}\n",
