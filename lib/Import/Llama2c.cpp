@@ -136,8 +136,9 @@ ModelConfig configFromHeader(const Llama2cHeader &h) {
   return cfg;
 }
 
-/// Bytes a file with this shape must have, or nullopt on overflow. Computed
-/// before any layout is built so that absurd headers are rejected cheaply.
+/// Bytes a file with this shape must have, or nullopt on overflow. Uses the
+/// global sizes only, before anything per layer is built, so that absurd
+/// headers are rejected cheaply.
 std::optional<uint64_t> expectedFileSize(const ModelConfig &c) {
   uint64_t dim = c.hiddenSize, hidden = c.intermediateSize;
   uint64_t q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim;
@@ -175,8 +176,6 @@ Expected<Llama2cLayout> detail::parseLlama2cHeader(StringRef file,
     return std::move(err);
   Llama2cLayout out;
   out.config = configFromHeader(h);
-  if (Error err = out.config.validate(file))
-    return std::move(err);
   const ModelConfig &c = out.config;
   std::optional<uint64_t> want = expectedFileSize(c);
   if (!want)
@@ -191,6 +190,10 @@ Expected<Llama2cLayout> detail::parseLlama2cHeader(StringRef file,
                                  Twine(*want) + " (" +
                                  Twine(fileSize - *want) +
                                  " trailing bytes; wrong header?)");
+  // Only now (the file is as large as the header says) fill the per-layer
+  // shapes.
+  if (Error err = out.config.validate(file))
+    return std::move(err);
   int64_t dim = c.hiddenSize, hidden = c.intermediateSize, L = c.numLayers;
   int64_t q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim;
   LayoutBuilder b(file);

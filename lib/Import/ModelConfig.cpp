@@ -300,6 +300,22 @@ static Error checkHeads(StringRef origin, StringRef prefix, int64_t heads,
   return Error::success();
 }
 
+/// Checks one `mixq_layers` entry; the key prefix is only formatted for an
+/// error (validate runs on every header the llama2.c fuzzer produces).
+static Error checkLayer(StringRef origin, size_t index, const LayerShape &l) {
+  auto prefix = [&] { return ("mixq_layers[" + Twine(index) + "].").str(); };
+  if (l.numHeads <= 0 || l.numHeads > kMaxDimension)
+    return checkSize(origin, prefix() + "num_heads", l.numHeads);
+  if (l.numKVHeads <= 0 || l.numKVHeads > kMaxDimension)
+    return checkSize(origin, prefix() + "num_key_value_heads", l.numKVHeads);
+  if (l.intermediateSize <= 0 || l.intermediateSize > kMaxDimension)
+    return checkSize(origin, prefix() + "intermediate_size",
+                     l.intermediateSize);
+  if (l.numHeads % l.numKVHeads != 0)
+    return checkHeads(origin, prefix(), l.numHeads, l.numKVHeads);
+  return Error::success();
+}
+
 Error ModelConfig::validate(StringRef origin) {
   struct {
     StringRef key;
@@ -342,19 +358,9 @@ Error ModelConfig::validate(StringRef origin) {
     return configError(origin, "key 'mixq_layers' has " + Twine(layers.size()) +
                                    " entries but num_hidden_layers is " +
                                    Twine(numLayers));
-  for (auto [i, l] : llvm::enumerate(layers)) {
-    std::string prefix = ("mixq_layers[" + Twine(i) + "].").str();
-    if (Error err = checkSize(origin, prefix + "num_heads", l.numHeads))
+  for (auto [i, l] : llvm::enumerate(layers))
+    if (Error err = checkLayer(origin, i, l))
       return err;
-    if (Error err =
-            checkSize(origin, prefix + "num_key_value_heads", l.numKVHeads))
-      return err;
-    if (Error err =
-            checkSize(origin, prefix + "intermediate_size", l.intermediateSize))
-      return err;
-    if (Error err = checkHeads(origin, prefix, l.numHeads, l.numKVHeads))
-      return err;
-  }
   return Error::success();
 }
 

@@ -40,37 +40,48 @@ using llvm::Twine;
 
 namespace {
 
-/// The plugin's function table, or an error saying why it is unavailable.
-Expected<const MixQTorchPluginAPI *> pluginAPI() {
-  static const MixQTorchPluginAPI *api = nullptr;
-  static std::string failure;
-  static bool tried = false;
-  if (!tried) {
-    tried = true;
-    const char *env = std::getenv("MIXQ_TORCH_PLUGIN");
-    std::string path = env && *env ? env : MIXQ_TORCH_PLUGIN_PATH;
-    void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      const char *msg = dlerror();
-      failure = "cannot load the LibTorch plugin " + path + ": " +
+struct PluginState {
+  const MixQTorchPluginAPI *api = nullptr;
+  std::string failure;
+};
+
+/// dlopens the plugin: $MIXQ_TORCH_PLUGIN, else the path fixed at build time.
+PluginState loadPlugin() {
+  PluginState s;
+  const char *env = std::getenv("MIXQ_TORCH_PLUGIN");
+  std::string path = env && *env ? env : MIXQ_TORCH_PLUGIN_PATH;
+  void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char *msg = dlerror();
+    s.failure = "cannot load the LibTorch plugin " + path + ": " +
                 (msg ? msg : "unknown error");
-    } else if (auto get = reinterpret_cast<const MixQTorchPluginAPI *(*)()>(
-                   dlsym(handle, "mixqTorchPluginAPI"))) {
-      api = get();
-      if (api->abiVersion != MIXQ_TORCH_PLUGIN_ABI) {
-        failure = "the LibTorch plugin " + path + " has ABI version " +
-                  std::to_string(api->abiVersion) + ", expected " +
-                  std::to_string(MIXQ_TORCH_PLUGIN_ABI);
-        api = nullptr;
-      }
-    } else {
-      failure = "the LibTorch plugin " + path + " lacks mixqTorchPluginAPI";
-    }
+    return s;
   }
-  if (!api)
+  auto get = reinterpret_cast<const MixQTorchPluginAPI *(*)()>(
+      dlsym(handle, "mixqTorchPluginAPI"));
+  if (!get) {
+    s.failure = "the LibTorch plugin " + path + " lacks mixqTorchPluginAPI";
+    return s;
+  }
+  const MixQTorchPluginAPI *api = get();
+  if (!api || api->abiVersion != MIXQ_TORCH_PLUGIN_ABI) {
+    s.failure = "the LibTorch plugin " + path + " has an incompatible ABI "
+                "(expected version " + std::to_string(MIXQ_TORCH_PLUGIN_ABI) +
+                ")";
+    return s;
+  }
+  s.api = api;
+  return s;
+}
+
+/// The plugin's function table, or an error saying why it is unavailable.
+/// Loaded once per process (thread-safe static initialization).
+Expected<const MixQTorchPluginAPI *> pluginAPI() {
+  static const PluginState state = loadPlugin();
+  if (!state.api)
     return llvm::createStringError(std::errc::not_supported, "%s",
-                                   failure.c_str());
-  return api;
+                                   state.failure.c_str());
+  return state.api;
 }
 
 /// Takes ownership of a plugin error string.
