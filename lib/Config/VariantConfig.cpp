@@ -268,6 +268,35 @@ json::Value VariantConfig::toJSON() const {
   return root;
 }
 
+json::Object linearSpecToJSON(const LinearSpec &spec) {
+  const QuantSpec &q = spec.quant;
+  const AdapterSpec &a = spec.adapter;
+  json::Object o{{"format", quantFormatName(q.format)}};
+  if (q.format == QuantFormat::NF4 || q.format == QuantFormat::FP4 ||
+      q.format == QuantFormat::Int8)
+    o["block"] = q.block;
+  if (q.doubleQuant)
+    o["double_quant"] = true;
+  if (isIntTileFormat(q.format))
+    o["tile"] = json::Array{q.tileRows, q.tileCols};
+  o["adapter"] = adapterKindName(a.kind);
+  if (a.kind == AdapterKind::None)
+    return o;
+  o["alpha"] = a.alpha;
+  o["dropout"] = a.dropout;
+  if (a.kind == AdapterKind::QABLoRA) {
+    o["lambda"] = json::Array{a.lambdaRows, a.lambdaCols};
+    return o;
+  }
+  o["rank"] = a.rank;
+  o["init"] = adapterInitName(a.init);
+  if (a.init == AdapterInit::LoftQ)
+    o["init_iters"] = a.initIters;
+  if (a.kind == AdapterKind::QBLoRA)
+    o["lambda"] = a.lambda;
+  return o;
+}
+
 //===----------------------------------------------------------------------===//
 // Resolution
 //===----------------------------------------------------------------------===//

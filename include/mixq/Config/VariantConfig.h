@@ -80,6 +80,11 @@ struct LinearSpec {
   AdapterSpec adapter;
 };
 
+/// The config JSON fields that describe `spec` completely (format, block,
+/// double_quant, tile, adapter, rank, alpha, dropout, init, init_iters,
+/// lambda), for an entry that pins one linear.
+llvm::json::Object linearSpecToJSON(const LinearSpec &spec);
+
 /// One "layers" entry: fields present override, absent ones inherit.
 struct ConfigEntry {
   std::optional<int64_t> layer;

@@ -55,4 +55,25 @@ def MixQEstimateMemoryPass : Pass<"mixq-estimate-memory", "mlir::ModuleOp"> {
   ];
 }
 
+def MixQEmitVariantPass : Pass<"mixq-emit-variant", "mlir::ModuleOp"> {
+  let summary = "write the variant directory the runtime runs";
+  let description = [{
+    Writes `out`/manifest.json (docs/contracts.md: the source checkpoint, the
+    model's shape as an HF config with per-layer `mixq_layers`, and a config
+    JSON with one entry per linear pinning exactly the decisions in the IR)
+    and `out`/variant.mlir (this module). `mixq-run finetune|eval OUT` then
+    runs what the compiler decided. Existing files in `out` are replaced
+    atomically (written to a temporary name, then renamed).
+
+    ```
+    mixq-opt --mixq-assign-config=config=cfg.json \
+             --mixq-emit-variant=out=variants/v1 model.mlir
+    ```
+  }];
+  let options = [
+    Option<"out", "out", "std::string", /*default=*/"\"\"",
+           "the variant directory">,
+  ];
+}
+
 #endif // MIXQ_TRANSFORMS_PASSES_TD
