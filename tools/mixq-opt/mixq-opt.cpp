@@ -7,6 +7,12 @@
 
 #include "mixq/Dialect/MixQ/IR/MixQ.h"
 #include "mixq/Transforms/Passes.h"
+#ifdef MIXQ_HAVE_CODEGEN
+#include "mixq/CodeGen/Passes.h"
+#endif
+#ifdef MIXQ_HAVE_METHODS
+#include "mixq/Methods/Passes.h"
+#endif
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -24,6 +30,12 @@ int main(int argc, char **argv) {
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
   mixq::registerMixQPasses();
+#ifdef MIXQ_HAVE_CODEGEN
+  mixq::registerMixQCodeGenPasses();
+#endif
+#ifdef MIXQ_HAVE_METHODS
+  mixq::registerMixQMethodsPasses();
+#endif
 
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "MixQ optimizer driver\n", registry));
