@@ -117,6 +117,9 @@ void GaussianProcess::factorize() {
     chol.compute(k);
   }
   alpha = chol.solve(ys);
+  // (L^-1)^T, so that v = k* L^-T and var = sf2 - |v|^2.
+  lInvT = chol.matrixL().solve(MatrixXd::Identity(ys.size(), ys.size()))
+              .transpose();
 }
 
 llvm::Error GaussianProcess::fit(const MatrixXd &x, const VectorXd &y,
@@ -215,15 +218,34 @@ llvm::Error GaussianProcess::fit(const MatrixXd &x, const VectorXd &y,
 
 void GaussianProcess::predict(const MatrixXd &xs, VectorXd &mean,
                               VectorXd &variance) const {
-  MatrixXd z = normalize(xs);
-  double l2 = hyper.lengthscale * hyper.lengthscale;
-  MatrixXd ks = hyper.signalVariance *
-                (-squaredDistances(z, xn) / (2.0 * l2)).array().exp().matrix();
-  mean = (ks * alpha).array() * yStd + yMean;
-  MatrixXd v = chol.matrixL().solve(ks.transpose());
-  variance = (hyper.signalVariance - v.colwise().squaredNorm().array())
-                 .cwiseMax(1e-12)
-                 .matrix()
-                 .transpose() *
-             (yStd * yStd);
+  // Blocks of candidates keep the temporaries in cache; L^-1 (computed at
+  // fit time) turns the triangular solve into a matrix product.
+  const Eigen::Index m = xs.rows(), block = 512;
+  const double l2 = hyper.lengthscale * hyper.lengthscale;
+  const double scale = -1.0 / (2.0 * l2);
+  mean.resize(m);
+  variance.resize(m);
+  VectorXd xnNorm = xn.rowwise().squaredNorm();
+  Eigen::RowVectorXd range = (hi - lo).transpose();
+  for (Eigen::Index d = 0; d < range.size(); ++d)
+    if (!(range[d] > 0))
+      range[d] = 1.0;
+  MatrixXd z, ks, v;
+  for (Eigen::Index start = 0; start < m; start += block) {
+    Eigen::Index n = std::min(block, m - start);
+    z = (xs.middleRows(start, n).rowwise() - lo.transpose()).array().rowwise() /
+        range.array();
+    ks.noalias() = (-2.0) * z * xn.transpose();
+    ks.colwise() += z.rowwise().squaredNorm();
+    ks.rowwise() += xnNorm.transpose();
+    ks = (ks.cwiseMax(0.0) * scale).array().exp().matrix() *
+         hyper.signalVariance;
+    mean.segment(start, n).noalias() = ks * alpha;
+    v.noalias() = ks * lInvT;
+    variance.segment(start, n) =
+        (hyper.signalVariance - v.rowwise().squaredNorm().array())
+            .cwiseMax(1e-12);
+  }
+  mean = mean.array() * yStd + yMean;
+  variance *= yStd * yStd;
 }

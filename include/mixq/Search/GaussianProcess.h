@@ -74,6 +74,7 @@ private:
   GPHyperparameters hyper;
   Eigen::LLT<Eigen::MatrixXd> chol;
   Eigen::VectorXd alpha;   ///< K^-1 ys
+  Eigen::MatrixXd lInvT;   ///< (L^-1)^T of K = L L^T
 };
 
 /// Expected improvement over `best` for maximisation, with margin `xi`.
