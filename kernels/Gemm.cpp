@@ -147,6 +147,17 @@ void gemm(const MatView &a, const BSource &b, int64_t m, int64_t n, int64_t k,
   // Small problems are not worth waking the second thread.
   if (static_cast<double>(m) * n * k < 1.0e6)
     threads = 1;
+  // Decode-like m: dequantize in registers, stream W once (bandwidth bound).
+  if (b.kind == BSource::Quant && !useBF16 && a.cs == 1 && isa.smallM &&
+      isa.smallMSupported(*b.q, m)) {
+    parallelRun(threads, [&](int t, int nt) {
+      int64_t per = roundUp((n + nt - 1) / nt, 8);
+      int64_t n0 = std::min(n, t * per), n1 = std::min(n, n0 + per);
+      if (n0 < n1)
+        isa.smallM(a.data, a.rs, m, *b.q, n0, n1, c, ldc, accumulate);
+    });
+    return;
+  }
   const bool splitN = n >= 128 || m < 2 * isa.mr * threads;
   parallelRun(threads, [&](int t, int nt) {
     if (splitN) {

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 // GCC 12 reports the _mm512_undefined_*() placeholders inside
 // avx512fintrin.h (e.g. in _mm512_cvtepu8_epi32) as uninitialized: a known
@@ -261,6 +262,196 @@ void dequantRowAVX512(const QuantizedTensor &q, int64_t r, int64_t c0,
     dequantizeRow(q, r, c0, c1, out);
 }
 
+//===----------------------------------------------------------------------===//
+// Small-m path: dequantize in registers, stream W once
+//===----------------------------------------------------------------------===//
+
+/// Decodes nb double-quantized absmax values starting at flat block idx0.
+MIXQ_AVX512 void decodeDoubleQuant(const QuantizedTensor &q, const float *map,
+                                   int64_t idx0, int64_t nb, float *out) {
+  const uint8_t *codes = q.scaleCodes.data();
+  const float *absmax = q.scaleAbsmax.data();
+  const __m512 off = _mm512_set1_ps(q.scaleOffset);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                         12, 13, 14, 15);
+  int64_t i = 0;
+  for (; i + 16 <= nb; i += 16) {
+    __m128i cv =
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(codes + idx0 + i));
+    __m512 v = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(cv), map, 4);
+    __m512i blk = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(idx0 + i)), lane),
+        8);
+    __m512 s = _mm512_i32gather_ps(blk, absmax, 4);
+    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(v, s, off));
+  }
+  for (; i < nb; ++i)
+    out[i] = __builtin_fmaf(map[codes[idx0 + i]],
+                            absmax[(idx0 + i) / kDoubleQuantBlock],
+                            q.scaleOffset);
+}
+
+enum class SmallKind { Lut4, Int4, Int8 };
+
+/// 32 weights of a row at column c as two vectors (dequantized, bit-identical
+/// to dequantizeRow).
+template <SmallKind K>
+MIXQ_AVX512 inline void decode32(const uint8_t *row, int64_t c, __m512 lut,
+                                 __m512 sc, __m512 zr, __m512 &v0,
+                                 __m512 &v1) {
+  if (K == SmallKind::Int8) {
+    __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c));
+    __m128i b1 =
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c + 16));
+    v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b0)), sc);
+    v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b1)), sc);
+    return;
+  }
+  __m512i q0, q1;
+  unpackNibbles32(row + c / 2, q0, q1);
+  if (K == SmallKind::Lut4) {
+    v0 = _mm512_mul_ps(_mm512_permutexvar_ps(q0, lut), sc);
+    v1 = _mm512_mul_ps(_mm512_permutexvar_ps(q1, lut), sc);
+  } else {
+    v0 = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(q0), zr);
+    v1 = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(q1), zr);
+  }
+}
+
+/// R consecutive rows of W against M rows of A. sc[r] / zr[r]: per-group
+/// scale and offset of row r (group = block or tile width, a multiple of 32).
+template <SmallKind K, int M, int R>
+MIXQ_AVX512 void smallRows(const float *a, int64_t lda, const uint8_t *const *rows,
+                           const float *const *sc, const float *const *zr,
+                           int64_t cols, int64_t group, const float *lut16,
+                           float *c, int64_t ldc, bool accumulate) {
+  __m512 acc[M][R][2];
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+      acc[i][r][0] = acc[i][r][1] = _mm512_setzero_ps();
+  const __m512 lut = _mm512_loadu_ps(lut16);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t g0 = 0, g = 0; g0 < cols; g0 += group, ++g) {
+    __m512 s[R], z[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      s[r] = _mm512_set1_ps(sc[r][g]);
+      z[r] = K == SmallKind::Int4 ? _mm512_set1_ps(zr[r][g]) : zero;
+    }
+    for (int64_t k = g0; k < g0 + group; k += 32) {
+      __m512 x[M][2];
+#pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) {
+        x[i][0] = _mm512_loadu_ps(a + i * lda + k);
+        x[i][1] = _mm512_loadu_ps(a + i * lda + k + 16);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        __m512 v0, v1;
+        decode32<K>(rows[r], k, lut, s[r], z[r], v0, v1);
+#pragma GCC unroll 4
+        for (int i = 0; i < M; ++i) {
+          acc[i][r][0] = _mm512_fmadd_ps(x[i][0], v0, acc[i][r][0]);
+          acc[i][r][1] = _mm512_fmadd_ps(x[i][1], v1, acc[i][r][1]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) {
+      float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][r][0], acc[i][r][1]));
+      c[i * ldc + r] = accumulate ? c[i * ldc + r] + v : v;
+    }
+}
+
+using SmallRowsFn = void (*)(const float *, int64_t, const uint8_t *const *,
+                             const float *const *, const float *const *,
+                             int64_t, int64_t, const float *, float *, int64_t,
+                             bool);
+
+template <SmallKind K> struct SmallTable {
+  // [m - 1][0]: 4 (m <= 2) or 2 (m > 2) rows at a time; [m - 1][1]: one row.
+  static constexpr SmallRowsFn fns[4][2] = {
+      {smallRows<K, 1, 4>, smallRows<K, 1, 1>},
+      {smallRows<K, 2, 4>, smallRows<K, 2, 1>},
+      {smallRows<K, 3, 2>, smallRows<K, 3, 1>},
+      {smallRows<K, 4, 2>, smallRows<K, 4, 1>}};
+};
+
+constexpr int64_t kSmallMaxM = 4;
+
+bool smallMSupportedAVX512(const QuantizedTensor &q, int64_t m) {
+  if (m < 1 || m > kSmallMaxM || q.cols % 32)
+    return false;
+  switch (q.spec.format) {
+  case QuantFormat::NF4:
+  case QuantFormat::FP4:
+  case QuantFormat::Int8:
+    return q.spec.block % 32 == 0;
+  case QuantFormat::Int4:
+    return q.spec.tileCols % 32 == 0;
+  default:
+    return false;
+  }
+}
+
+void smallMAVX512(const float *a, int64_t lda, int64_t m,
+                  const QuantizedTensor &q, int64_t n0, int64_t n1, float *c,
+                  int64_t ldc, bool accumulate) {
+  const QuantFormat f = q.spec.format;
+  const SmallKind kind = f == QuantFormat::Int8   ? SmallKind::Int8
+                         : f == QuantFormat::Int4 ? SmallKind::Int4
+                                                  : SmallKind::Lut4;
+  const SmallRowsFn(*table)[2] = kind == SmallKind::Int8
+                                     ? SmallTable<SmallKind::Int8>::fns
+                                 : kind == SmallKind::Int4
+                                     ? SmallTable<SmallKind::Int4>::fns
+                                     : SmallTable<SmallKind::Lut4>::fns;
+  const int rowsAtOnce = m <= 2 ? 4 : 2;
+  const bool tile = kind == SmallKind::Int4;
+  const int64_t group = tile ? q.spec.tileCols : q.spec.block;
+  const int64_t groups = q.cols / group;
+  const bool decode = !tile && (q.spec.doubleQuant || kind == SmallKind::Int8);
+  const float *lut =
+      f == QuantFormat::FP4 ? kFP4Codebook.data() : kNF4Codebook.data();
+  const float *map = dynamicMap8().data();
+  thread_local std::vector<float> buf;
+  if (decode)
+    buf.resize(4 * groups);
+  for (int64_t r0 = n0; r0 < n1;) {
+    const int nr = n1 - r0 >= rowsAtOnce ? rowsAtOnce : 1;
+    const uint8_t *rows[4];
+    const float *sc[4], *zr[4] = {nullptr, nullptr, nullptr, nullptr};
+    for (int r = 0; r < nr; ++r) {
+      const int64_t row = r0 + r;
+      rows[r] = q.codes.data() + row * q.rowBytes;
+      if (tile) {
+        int64_t base = (row / q.spec.tileRows) * q.tileColCount();
+        sc[r] = q.scales.data() + base;
+        zr[r] = q.zeros.data() + base;
+      } else if (!decode) {
+        sc[r] = q.scales.data() + row * groups;
+      } else {
+        float *out = buf.data() + r * groups;
+        if (q.spec.doubleQuant)
+          decodeDoubleQuant(q, map, row * groups, groups, out);
+        else
+          for (int64_t g = 0; g < groups; ++g)
+            out[g] = q.scales[row * groups + g];
+        if (kind == SmallKind::Int8)
+          for (int64_t g = 0; g < groups; ++g)
+            out[g] /= 127.0f;
+        sc[r] = out;
+      }
+    }
+    table[m - 1][nr == 1](a, lda, rows, sc, zr, q.cols, group, lut, c + r0,
+                          ldc, accumulate);
+    r0 += nr;
+  }
+}
+
 MIXQ_AVX512BF16 void toBF16AVX512(const float *in, uint16_t *out, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -281,7 +472,9 @@ const IsaKernels *avx512Kernels() {
       microF32Dispatch,
       cpuHasAVX512BF16() ? microBF16Dispatch : nullptr,
       dequantRowAVX512,
-      cpuHasAVX512BF16() ? toBF16AVX512 : nullptr};
+      cpuHasAVX512BF16() ? toBF16AVX512 : nullptr,
+      smallMAVX512,
+      smallMSupportedAVX512};
   return &k;
 }
 

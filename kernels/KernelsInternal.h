@@ -49,6 +49,14 @@ using DequantRowFn = void (*)(const QuantizedTensor &q, int64_t r, int64_t c0,
 /// Rounds n floats to bf16 (nearest even).
 using ToBF16Fn = void (*)(const float *in, uint16_t *out, int64_t n);
 
+/// Small-m (decode) product fused with dequantization, no panel:
+/// C[i][j] (+)= sum_k A[i][k] W[j][k] for i < m, rows j in [n0, n1). Only
+/// called when smallMSupported(q, m) holds; A rows are contiguous (lda).
+using SmallMFn = void (*)(const float *a, int64_t lda, int64_t m,
+                          const QuantizedTensor &q, int64_t n0, int64_t n1,
+                          float *c, int64_t ldc, bool accumulate);
+using SmallMSupportedFn = bool (*)(const QuantizedTensor &q, int64_t m);
+
 struct IsaKernels {
   KernelISA isa;
   int mr, nr;
@@ -56,6 +64,8 @@ struct IsaKernels {
   MicroBF16 microBF16; ///< null if the ISA has no bf16 dot product
   DequantRowFn dequantRow;
   ToBF16Fn toBF16;
+  SmallMFn smallM = nullptr; ///< null if the ISA has no fused small-m path
+  SmallMSupportedFn smallMSupported = nullptr;
 };
 
 const IsaKernels &scalarKernels();

@@ -122,8 +122,9 @@ float QuantizedTensor::blockScale(int64_t row, int64_t block) const {
   int64_t idx = row * blocksPerRow() + block;
   if (scaleCodes.empty())
     return scales[idx];
-  return dynamicMap8()[scaleCodes[idx]] * scaleAbsmax[idx / kDoubleQuantBlock] +
-         scaleOffset;
+  // An explicit fma: the SIMD decoder (KernelsAVX512.cpp) computes the same.
+  return std::fma(dynamicMap8()[scaleCodes[idx]],
+                  scaleAbsmax[idx / kDoubleQuantBlock], scaleOffset);
 }
 
 int32_t QuantizedTensor::codeAt(int64_t row, int64_t col) const {
