@@ -147,8 +147,9 @@ void gemm(const MatView &a, const BSource &b, int64_t m, int64_t n, int64_t k,
   // Small problems are not worth waking the second thread.
   if (static_cast<double>(m) * n * k < 1.0e6)
     threads = 1;
-  // Decode-like m: dequantize in registers, stream W once (bandwidth bound).
-  if (b.kind == BSource::Quant && !useBF16 && a.cs == 1 && isa.smallM &&
+  // Decode-like m: dequantize in registers, stream W once (bandwidth bound;
+  // f32 products even when bf16 is allowed: bf16 would not be faster here).
+  if (b.kind == BSource::Quant && a.cs == 1 && isa.smallM &&
       isa.smallMSupported(*b.q, m)) {
     parallelRun(threads, [&](int t, int nt) {
       int64_t per = roundUp((n + nt - 1) / nt, 8);

@@ -13,6 +13,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -208,6 +209,31 @@ MIXQ_AVX512 void dequantBF16(const uint8_t *row, int64_t c0, int64_t n,
   }
 }
 
+/// Decodes nb double-quantized absmax values starting at flat block idx0.
+MIXQ_AVX512 void decodeDoubleQuant(const QuantizedTensor &q, const float *map,
+                                   int64_t idx0, int64_t nb, float *out) {
+  const uint8_t *codes = q.scaleCodes.data();
+  const float *absmax = q.scaleAbsmax.data();
+  const __m512 off = _mm512_set1_ps(q.scaleOffset);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                         12, 13, 14, 15);
+  int64_t i = 0;
+  for (; i + 16 <= nb; i += 16) {
+    __m128i cv =
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(codes + idx0 + i));
+    __m512 v = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(cv), map, 4);
+    __m512i blk = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(idx0 + i)), lane),
+        8);
+    __m512 s = _mm512_i32gather_ps(blk, absmax, 4);
+    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(v, s, off));
+  }
+  for (; i < nb; ++i)
+    out[i] = __builtin_fmaf(map[codes[idx0 + i]],
+                            absmax[(idx0 + i) / kDoubleQuantBlock],
+                            q.scaleOffset);
+}
+
 /// Calls fn(chunkBegin, chunkLen, group) over [c0, c1) split at multiples of
 /// `group`; returns false (doing nothing) unless c0 is group-aligned and every
 /// chunk is a multiple of `step`.
@@ -236,8 +262,21 @@ void dequantRowAVX512(const QuantizedTensor &q, int64_t r, int64_t c0,
     const float *lut = q.spec.format == QuantFormat::NF4
                            ? kNF4Codebook.data()
                            : kFP4Codebook.data();
+    // Block scales of the range, decoded 64 at a time (SIMD for double
+    // quantization).
+    const int64_t bpr = q.blocksPerRow();
+    float scales[64];
+    int64_t first = -1;
     done = forGroups(c0, c1, q.spec.block, 32, [&](int64_t c, int64_t n, int64_t b) {
-      dequantLut4(row, c, n, lut, q.blockScale(r, b), out + (c - c0));
+      if (first < 0 || b - first >= 64) {
+        first = b;
+        int64_t nb = std::min<int64_t>(64, bpr - b);
+        if (q.spec.doubleQuant)
+          decodeDoubleQuant(q, dynamicMap8().data(), r * bpr + b, nb, scales);
+        else
+          std::memcpy(scales, q.scales.data() + r * bpr + b, 4 * nb);
+      }
+      dequantLut4(row, c, n, lut, scales[b - first], out + (c - c0));
     });
     break;
   }
@@ -265,31 +304,6 @@ void dequantRowAVX512(const QuantizedTensor &q, int64_t r, int64_t c0,
 //===----------------------------------------------------------------------===//
 // Small-m path: dequantize in registers, stream W once
 //===----------------------------------------------------------------------===//
-
-/// Decodes nb double-quantized absmax values starting at flat block idx0.
-MIXQ_AVX512 void decodeDoubleQuant(const QuantizedTensor &q, const float *map,
-                                   int64_t idx0, int64_t nb, float *out) {
-  const uint8_t *codes = q.scaleCodes.data();
-  const float *absmax = q.scaleAbsmax.data();
-  const __m512 off = _mm512_set1_ps(q.scaleOffset);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                         12, 13, 14, 15);
-  int64_t i = 0;
-  for (; i + 16 <= nb; i += 16) {
-    __m128i cv =
-        _mm_loadu_si128(reinterpret_cast<const __m128i *>(codes + idx0 + i));
-    __m512 v = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(cv), map, 4);
-    __m512i blk = _mm512_srli_epi32(
-        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(idx0 + i)), lane),
-        8);
-    __m512 s = _mm512_i32gather_ps(blk, absmax, 4);
-    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(v, s, off));
-  }
-  for (; i < nb; ++i)
-    out[i] = __builtin_fmaf(map[codes[idx0 + i]],
-                            absmax[(idx0 + i) / kDoubleQuantBlock],
-                            q.scaleOffset);
-}
 
 enum class SmallKind { Lut4, Int4, Int8 };
 

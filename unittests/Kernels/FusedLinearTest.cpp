@@ -226,16 +226,27 @@ TEST(QuantMatmul, SimdDequantIsBitIdenticalToReference) {
     QuantizedTensor q = quant(w, out, in, qs);
     std::vector<float> wd(out * in);
     dequantize(q, wd.data());
-    std::vector<float> x(in, 0.0f);
-    x[77] = 1.0f;
-    for (KernelISA isa : isas()) {
-      KernelOptions o;
-      o.isa = isa;
-      std::vector<float> y(out);
-      expectOk(quantMatmul(q, x.data(), 1, y.data(), false, o));
-      for (int64_t j = 0; j < out; ++j)
-        ASSERT_EQ(y[j], wd[j * in + 77]) << formatLabel(qs.format) << " "
-                                         << isaName(isa);
+    // m = 1 takes the fused small-m path, m = 6 the panel path.
+    for (int64_t m : {1, 6}) {
+      std::vector<float> x(m * in, 0.0f);
+      for (int64_t i = 0; i < m; ++i)
+        x[i * in + 77 + 13 * i] = 1.0f;
+      for (KernelISA isa : isas())
+        for (ComputePrecision prec :
+             {ComputePrecision::F32, ComputePrecision::BF16}) {
+          KernelOptions o;
+          o.isa = isa;
+          o.precision = prec;
+          if (prec == ComputePrecision::BF16 && m > 4 && cpuHasAVX512BF16())
+            continue; // bf16 operands are rounded: not bit-identical
+          std::vector<float> y(m * out);
+          expectOk(quantMatmul(q, x.data(), m, y.data(), false, o));
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < out; ++j)
+              ASSERT_EQ(y[i * out + j], wd[j * in + 77 + 13 * i])
+                  << formatLabel(qs.format) << " " << isaName(isa) << " m="
+                  << m;
+        }
     }
   }
 }
