@@ -78,17 +78,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Best time (s) of fn over >= 2 runs and >= minTime seconds, after a warmup.
+/// Best time (s) of fn over >= 3 runs (the first one warms up and counts
+/// only if it is slow anyway: > 1 s) and >= minTime seconds.
 template <typename Fn> double bestTime(Fn fn, double minTime) {
-  fn(0);
-  double best = 1e30, total = 0;
-  for (int it = 1; it < 3 || total < minTime; ++it) {
+  auto timed = [&](int it) {
     auto t0 = Clock::now();
     fn(it);
-    double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  double first = timed(0);
+  double best = first > 1.0 ? first : 1e30, total = 0;
+  for (int it = 1; it < 3 || total < minTime; ++it) {
+    double s = timed(it);
     best = std::min(best, s);
     total += s;
-    if (it > 1000)
+    if (it >= 1000 || (first > 1.0 && it >= 2))
       break;
   }
   return best;
