@@ -1,7 +1,7 @@
 //===- AutoMixQ.cpp - GP performance model + Pareto + argmin M - lambda P -*- C++ -*-===//
 //
 // AutoMixQ's loop (paper section 3.3): evaluate `initial` random
-// configurations; then, each step, fit GP models of P(q) and of log M(q)
+// configurations; then, each step, fit GP models of P(q) and of M(q)
 // (memory is not known statically for an external objective), predict a pool
 // of candidates (random ones and neighbours of the current front), build the
 // Pareto front over the predictions and the measured data, and pick the
@@ -144,7 +144,7 @@ AutoMixQStrategy::modelStep(StrategyContext &ctx,
   for (size_t i = 0; i < done.size(); ++i) {
     seen.push_back(done[i]->config);
     yP[i] = done[i]->performance;
-    yM[i] = std::log(std::max(done[i]->memory, 1.0));
+    yM[i] = done[i]->memory;
     data.push_back({done[i]->memory, done[i]->performance});
   }
   MatrixXd x = featureMatrix(s, seen);
@@ -152,6 +152,8 @@ AutoMixQStrategy::modelStep(StrategyContext &ctx,
   GaussianProcess gpP, gpM;
   gpP.setInputBounds(VectorXd::Zero(s.numGenes()), ones);
   gpM.setInputBounds(VectorXd::Zero(s.numGenes()), ones);
+  gpP.setSinglePrecisionKernel(true);
+  gpM.setSinglePrecisionKernel(true);
   GPFitOptions opts;
   opts.seed = ctx.rng();
   if (auto err = gpP.fit(x, yP, opts))
@@ -182,11 +184,11 @@ AutoMixQStrategy::modelStep(StrategyContext &ctx,
   // Front over measured data and predictions together.
   std::vector<MPPoint> all = data;
   for (size_t i = 0; i < cands.size(); ++i)
-    all.push_back({std::exp(mM[i]),
+    all.push_back({mM[i],
                    mP[i] + st.kappa * std::sqrt(std::max(vP[i], 0.0))});
   std::vector<int> allFront = paretoFront(all);
   double pLo = yP.minCoeff(), pHi = yP.maxCoeff();
-  double mLo = std::exp(yM.minCoeff()), mHi = std::exp(yM.maxCoeff());
+  double mLo = yM.minCoeff(), mHi = yM.maxCoeff();
   double pSpan = pHi > pLo ? pHi - pLo : 1.0;
   double mSpan = mHi > mLo ? mHi - mLo : 1.0;
   auto score = [&](size_t c) {

@@ -225,21 +225,45 @@ void GaussianProcess::predict(const MatrixXd &xs, VectorXd &mean,
   const double scale = -1.0 / (2.0 * l2);
   mean.resize(m);
   variance.resize(m);
-  VectorXd xnNorm = xn.rowwise().squaredNorm();
-  Eigen::RowVectorXd range = (hi - lo).transpose();
-  for (Eigen::Index d = 0; d < range.size(); ++d)
-    if (!(range[d] > 0))
-      range[d] = 1.0;
+  // With singleKernel, distances and kernel values are computed in single
+  // precision (relative error ~1e-7, far below the model's own); means and
+  // variances always in double, so sf2 - |v|^2 keeps its precision near the
+  // data.
+  Eigen::MatrixXf xnTf = xn.transpose().cast<float>();
+  Eigen::RowVectorXd xnNorm = xn.rowwise().squaredNorm().transpose();
+  Eigen::RowVectorXf xnNormF = xnNorm.cast<float>();
+  Eigen::RowVectorXd invRange(lo.size());
+  for (Eigen::Index d = 0; d < lo.size(); ++d)
+    invRange[d] = hi[d] - lo[d] > 0 ? 1.0 / (hi[d] - lo[d]) : 1.0;
+  Eigen::RowVectorXf invRangeF = invRange.cast<float>();
+  Eigen::RowVectorXf loF = lo.transpose().cast<float>();
+  Eigen::MatrixXf zf, distF;
   MatrixXd z, ks, v;
   for (Eigen::Index start = 0; start < m; start += block) {
     Eigen::Index n = std::min(block, m - start);
-    z = (xs.middleRows(start, n).rowwise() - lo.transpose()).array().rowwise() /
-        range.array();
-    ks.noalias() = (-2.0) * z * xn.transpose();
-    ks.colwise() += z.rowwise().squaredNorm();
-    ks.rowwise() += xnNorm.transpose();
-    ks = (ks.cwiseMax(0.0) * scale).array().exp().matrix() *
-         hyper.signalVariance;
+    if (singleKernel) {
+      zf = ((xs.middleRows(start, n).cast<float>().rowwise() - loF).array()
+                .rowwise() *
+            invRangeF.array())
+               .matrix();
+      distF.noalias() = -2.0f * zf * xnTf;
+      distF.colwise() += zf.rowwise().squaredNorm();
+      distF.rowwise() += xnNormF;
+      ks = ((distF.cwiseMax(0.0f) * float(scale)).array().exp() *
+            float(hyper.signalVariance))
+               .matrix()
+               .cast<double>();
+    } else {
+      z = ((xs.middleRows(start, n).rowwise() - lo.transpose()).array()
+               .rowwise() *
+           invRange.array())
+              .matrix();
+      ks.noalias() = -2.0 * z * xn.transpose();
+      ks.colwise() += z.rowwise().squaredNorm();
+      ks.rowwise() += xnNorm;
+      ks = (ks.cwiseMax(0.0) * scale).array().exp().matrix() *
+           hyper.signalVariance;
+    }
     mean.segment(start, n).noalias() = ks * alpha;
     v.noalias() = ks * lInvT;
     variance.segment(start, n) =

@@ -308,6 +308,7 @@ llvm::Expected<bool> QRAdaptorStrategy::stepBO(StrategyContext &ctx,
   y.maxCoeff(&inc);
   GaussianProcess gp;
   gp.setInputBounds(VectorXd::Zero(s.numGenes()), VectorXd::Ones(s.numGenes()));
+  gp.setSinglePrecisionKernel(true);
   GPFitOptions opts;
   opts.seed = ctx.rng();
   if (auto err = gp.fit(featureMatrix(s, configs), y, opts))

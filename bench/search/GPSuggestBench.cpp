@@ -40,9 +40,10 @@ struct Problem {
   }
 };
 
-GaussianProcess fitted(const Problem &p, int restarts) {
+GaussianProcess fitted(const Problem &p, int restarts, bool single = true) {
   GaussianProcess gp;
   gp.setInputBounds(VectorXd::Zero(p.x.cols()), VectorXd::Ones(p.x.cols()));
+  gp.setSinglePrecisionKernel(single);
   GPFitOptions o;
   o.restarts = restarts;
   if (auto err = gp.fit(p.x, p.y, o))
@@ -80,14 +81,15 @@ BENCHMARK(BM_GPFit)->Unit(benchmark::kMillisecond);
 
 void BM_GPPredict(benchmark::State &state) {
   Problem p;
-  GaussianProcess gp = fitted(p, 4);
+  GaussianProcess gp = fitted(p, 4, state.range(0) != 0);
   VectorXd mean, var;
   for (auto _ : state) {
     gp.predict(p.candidates, mean, var);
     benchmark::DoNotOptimize(mean.data());
   }
 }
-BENCHMARK(BM_GPPredict)->Unit(benchmark::kMillisecond);
+// Arg: 1 = single-precision kernel (what the strategies use), 0 = double.
+BENCHMARK(BM_GPPredict)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
 
 } // namespace
 

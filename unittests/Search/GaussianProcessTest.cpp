@@ -138,6 +138,32 @@ TEST(GaussianProcess, FittingMaximisesTheMarginalLikelihood) {
   EXPECT_LT(best.noiseVariance, 10 * 0.0025 / vy);
 }
 
+TEST(GaussianProcess, SinglePrecisionKernelAgreesWithDouble) {
+  std::mt19937_64 rng(8);
+  std::uniform_int_distribution<int> level(0, 3);
+  MatrixXd x(40, 16), xs(3000, 16);
+  VectorXd y(40);
+  for (int i = 0; i < 40; ++i) {
+    for (int j = 0; j < 16; ++j)
+      x(i, j) = level(rng) / 3.0;
+    y[i] = std::sin(2 * x.row(i).head(4).sum()) + x.row(i).tail(12).mean();
+  }
+  for (int i = 0; i < 3000; ++i)
+    for (int j = 0; j < 16; ++j)
+      xs(i, j) = level(rng) / 3.0;
+  xs.topRows(40) = x; // includes the training points (smallest variance)
+  GaussianProcess gp;
+  gp.setInputBounds(VectorXd::Zero(16), VectorXd::Ones(16));
+  ASSERT_FALSE(bool(gp.fit(x, y)));
+  VectorXd m1, v1, m2, v2;
+  gp.predict(xs, m1, v1);
+  gp.setSinglePrecisionKernel(true);
+  gp.predict(xs, m2, v2);
+  double scale = (y.array() - y.mean()).abs().maxCoeff();
+  EXPECT_LT((m1 - m2).cwiseAbs().maxCoeff(), 1e-4 * scale);
+  EXPECT_LT((v1 - v2).cwiseAbs().maxCoeff(), 1e-4 * scale * scale);
+}
+
 TEST(GaussianProcess, RejectsBadInput) {
   GaussianProcess gp;
   MatrixXd x(2, 1);
