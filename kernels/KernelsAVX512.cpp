@@ -403,9 +403,9 @@ bool smallMSupportedAVX512(const QuantizedTensor &q, int64_t m) {
   case QuantFormat::NF4:
   case QuantFormat::FP4:
   case QuantFormat::Int8:
-    return q.spec.block % 32 == 0;
+    return q.spec.block % 32 == 0 && q.cols % q.spec.block == 0;
   case QuantFormat::Int4:
-    return q.spec.tileCols % 32 == 0;
+    return q.spec.tileCols % 32 == 0 && q.cols % q.spec.tileCols == 0;
   default:
     return false;
   }

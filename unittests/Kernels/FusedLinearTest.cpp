@@ -154,7 +154,7 @@ TEST(QuantMatmul, AllFormatsAllPathsMatchReference) {
   // m <= 4 with in % 32 == 0 takes the fused small-m path on AVX-512.
   const Shape shapes[] = {{5, 50, 256}, {3, 37, 200}, {2, 20, 1100},
                           {9, 130, 128}, {4, 21, 320}, {1, 9, 64},
-                          {3, 11, 128}, {2, 300, 128}};
+                          {3, 11, 128}, {2, 300, 128}, {2, 10, 96}};
   const QuantSpec specs[] = {
       spec(QuantFormat::NF4),        spec(QuantFormat::NF4, true),
       spec(QuantFormat::FP4),        spec(QuantFormat::Int8),
