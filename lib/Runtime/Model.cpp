@@ -22,6 +22,9 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
 using MapC = Eigen::Map<const RowMat>;
 using Map = Eigen::Map<RowMat>;
 
+/// Buffers whose contents are overwritten before being read.
+static constexpr Uninitialized U{};
+
 /// Kernel errors after build-time validation are internal bugs.
 static void check(Error e, const char *what) {
   if (e)
@@ -327,8 +330,9 @@ void Model::linearForward(LinearLayer &lin, const float *x, int64_t n,
   Buffer<float> xaBuf;
   const double p = lin.spec.adapter.dropout;
   if (lin.hasAdapter() && cache && rng && p > 0.0) {
-    cache->mask = Buffer<uint8_t>(mem_, MemCategory::Activations, n * lin.in);
-    xaBuf = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in);
+    cache->mask =
+        Buffer<uint8_t>(mem_, MemCategory::Activations, n * lin.in, U);
+    xaBuf = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in, U);
     const float keep = float(1.0 - p), inv = 1.0f / keep;
     for (int64_t i = 0; i < n * lin.in; ++i) {
       bool k = rng->uniform() >= float(p);
@@ -344,7 +348,7 @@ void Model::linearForward(LinearLayer &lin, const float *x, int64_t n,
     const int64_t r = lin.view.rank;
     Buffer<float> t(mem_,
                     cache ? MemCategory::Activations : MemCategory::Workspace,
-                    n * r);
+                    n * r, U);
     ops::linearForward(xa, lin.A.data(), n, lin.in, r, t.data());
     Map Y(y, n, lin.out);
     Y.noalias() += lin.view.scale * (MapC(t.data(), n, r) *
@@ -366,7 +370,7 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
   const bool dropped = train && cache && !cache->mask.empty();
   const float inv = float(1.0 / (1.0 - lin.spec.adapter.dropout));
   if (dropped) {
-    xaBuf = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in);
+    xaBuf = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in, U);
     for (int64_t i = 0; i < n * lin.in; ++i)
       xaBuf[i] = cache->mask[i] ? x[i] * inv : 0.0f;
     xa = xaBuf.data();
@@ -377,7 +381,7 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
       return;
     const int64_t r = lin.view.rank;
     const float s = lin.view.scale;
-    Buffer<float> t(mem_, MemCategory::Workspace, n * r);
+    Buffer<float> t(mem_, MemCategory::Workspace, n * r, U);
     // t = dY * B  [n, r]
     ops::linearBackwardInput(dy, lin.B.data(), n, r, lin.out, t.data());
     MapC T(t.data(), n, r), DY(dy, n, lin.out), XA(xa, n, lin.in);
@@ -389,7 +393,7 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
       Map(dx, n, lin.in).noalias() += s * (T * A);
       return;
     }
-    Buffer<float> dxa(mem_, MemCategory::Workspace, n * lin.in);
+    Buffer<float> dxa(mem_, MemCategory::Workspace, n * lin.in, U);
     Map(dxa.data(), n, lin.in).noalias() = s * (T * A);
     for (int64_t i = 0; i < n * lin.in; ++i)
       dx[i] += cache->mask[i] ? dxa[i] * inv : 0.0f;
@@ -405,7 +409,7 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
   kernels::LinearGrads g;
   g.dX = dx;
   if (dropped) {
-    dxa = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in);
+    dxa = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in, U);
     g.dXAdapter = dxa.data();
   }
   g.dA = lin.dA.empty() ? nullptr : lin.dA.data();
@@ -467,7 +471,7 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
     report_fatal_error("training an lm_head adapter is not supported");
 
   std::vector<LayerActs> acts(layers_.size());
-  Buffer<float> x(mem_, act, n * d);
+  Buffer<float> x(mem_, act, n * d, U);
   ops::embeddingForward(embed_.data(), d, batch.tokens.data(), n, x.data());
   int64_t maxWidth = d;
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -477,13 +481,13 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
                   f = L.shape.intermediateSize;
     maxWidth = std::max({maxWidth, f, h * hd});
     a.x = std::move(x);
-    a.xn = Buffer<float>(mem_, act, n * d);
-    a.rinv1 = Buffer<float>(mem_, act, n);
+    a.xn = Buffer<float>(mem_, act, n * d, U);
+    a.rinv1 = Buffer<float>(mem_, act, n, U);
     ops::rmsNormForward(a.x.data(), L.norm1.data(), n, d, eps, a.xn.data(),
                         a.rinv1.data());
-    a.q = Buffer<float>(mem_, act, n * h * hd);
-    a.k = Buffer<float>(mem_, act, n * g * hd);
-    a.v = Buffer<float>(mem_, act, n * g * hd);
+    a.q = Buffer<float>(mem_, act, n * h * hd, U);
+    a.k = Buffer<float>(mem_, act, n * g * hd, U);
+    a.v = Buffer<float>(mem_, act, n * g * hd, U);
     linearForward(L.q(), a.xn.data(), n, a.q.data(), &a.cache[0], rng);
     linearForward(L.k(), a.xn.data(), n, a.k.data(), &a.cache[1], rng);
     linearForward(L.v(), a.xn.data(), n, a.v.data(), &a.cache[2], rng);
@@ -494,8 +498,8 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
       int64_t len = batch.seqStart[s + 1] - batch.seqStart[s];
       probCount += h * len * len;
     }
-    a.probs = Buffer<float>(mem_, act, probCount);
-    a.att = Buffer<float>(mem_, act, n * h * hd);
+    a.probs = Buffer<float>(mem_, act, probCount, U);
+    a.att = Buffer<float>(mem_, act, n * h * hd, U);
     for (int64_t s = 0, po = 0; s < S; ++s) {
       int64_t o = batch.seqStart[s], len = batch.seqStart[s + 1] - o;
       ops::attentionForward(a.q.data() + o * h * hd, a.k.data() + o * g * hd,
@@ -503,21 +507,21 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
                             a.att.data() + o * h * hd, a.probs.data() + po);
       po += h * len * len;
     }
-    a.xmid = Buffer<float>(mem_, act, n * d);
+    a.xmid = Buffer<float>(mem_, act, n * d, U);
     linearForward(L.o(), a.att.data(), n, a.xmid.data(), &a.cache[3], rng);
     for (int64_t i = 0; i < n * d; ++i)
       a.xmid[i] += a.x[i];
-    a.xn2 = Buffer<float>(mem_, act, n * d);
-    a.rinv2 = Buffer<float>(mem_, act, n);
+    a.xn2 = Buffer<float>(mem_, act, n * d, U);
+    a.rinv2 = Buffer<float>(mem_, act, n, U);
     ops::rmsNormForward(a.xmid.data(), L.norm2.data(), n, d, eps,
                         a.xn2.data(), a.rinv2.data());
-    a.gate = Buffer<float>(mem_, act, n * f);
-    a.up = Buffer<float>(mem_, act, n * f);
-    a.hmid = Buffer<float>(mem_, act, n * f);
+    a.gate = Buffer<float>(mem_, act, n * f, U);
+    a.up = Buffer<float>(mem_, act, n * f, U);
+    a.hmid = Buffer<float>(mem_, act, n * f, U);
     linearForward(L.gate(), a.xn2.data(), n, a.gate.data(), &a.cache[4], rng);
     linearForward(L.up(), a.xn2.data(), n, a.up.data(), &a.cache[5], rng);
     ops::swigluForward(a.gate.data(), a.up.data(), n * f, a.hmid.data());
-    x = Buffer<float>(mem_, act, n * d);
+    x = Buffer<float>(mem_, act, n * d, U);
     linearForward(L.down(), a.hmid.data(), n, x.data(), &a.cache[6], rng);
     for (int64_t i = 0; i < n * d; ++i)
       x[i] += a.xmid[i];
@@ -532,12 +536,12 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
       tgt.push_back(batch.targets[i]);
     }
   const int64_t nt = int64_t(rows.size());
-  Buffer<float> xfn(mem_, act, nt * d), rinvF(mem_, act, nt);
+  Buffer<float> xfn(mem_, act, nt * d, U), rinvF(mem_, act, nt, U);
   for (int64_t i = 0; i < nt; ++i)
     ops::rmsNormForward(x.data() + rows[i] * d, finalNorm_.data(), 1, d, eps,
                         xfn.data() + i * d, rinvF.data() + i);
   // The logits become their own gradient in place.
-  Buffer<float> logits(mem_, act, nt * vocab);
+  Buffer<float> logits(mem_, act, nt * vocab, U);
   lmHeadForward(xfn.data(), nt, logits.data());
   double lossSum = ops::crossEntropy(logits.data(), nt, vocab, tgt.data(),
                                      logits.data(), gradScale);
@@ -545,7 +549,7 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
   // Backward.
   Buffer<float> dx(mem_, ws, n * d);
   {
-    Buffer<float> dxfn(mem_, ws, nt * d);
+    Buffer<float> dxfn(mem_, ws, nt * d, U);
     lmHeadBackward(logits.data(), nt, dxfn.data());
     logits.reset();
     for (int64_t i = 0; i < nt; ++i)
@@ -556,10 +560,11 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
   xfn.reset();
   rinvF.reset();
   x.reset();
-  Buffer<float> bufA(mem_, ws, n * maxWidth), bufB(mem_, ws, n * maxWidth),
-      bufC(mem_, ws, n * maxWidth), bufD(mem_, ws, n * maxWidth);
+  Buffer<float> bufA(mem_, ws, n * maxWidth, U),
+      bufB(mem_, ws, n * maxWidth, U), bufC(mem_, ws, n * maxWidth, U),
+      bufD(mem_, ws, n * maxWidth, U);
   int64_t maxLen = batch.maxLength();
-  Buffer<float> scratch(mem_, ws, maxLen);
+  Buffer<float> scratch(mem_, ws, maxLen * maxLen, U);
   for (size_t li = layers_.size(); li-- > 0;) {
     DecoderLayer &L = layers_[li];
     LayerActs &a = acts[li];
@@ -637,8 +642,8 @@ KVCache Model::makeCache(int64_t capacity) {
   c.capacity = capacity;
   for (DecoderLayer &L : layers_) {
     int64_t w = L.shape.numKVHeads * config_.headDim;
-    c.k.emplace_back(mem_, MemCategory::Activations, capacity * w);
-    c.v.emplace_back(mem_, MemCategory::Activations, capacity * w);
+    c.k.emplace_back(mem_, MemCategory::Activations, capacity * w, U);
+    c.v.emplace_back(mem_, MemCategory::Activations, capacity * w, U);
   }
   return c;
 }
@@ -659,9 +664,10 @@ void Model::forwardInfer(ArrayRef<int> tokens, KVCache &cache,
   std::vector<int> pos(n);
   for (int64_t i = 0; i < n; ++i)
     pos[i] = int(p0 + i);
-  Buffer<float> x(mem_, ws, n * d), xn(mem_, ws, n * d), q(mem_, ws, n * maxW),
-      att(mem_, ws, n * maxW), gate(mem_, ws, n * maxW), up(mem_, ws, n * maxW),
-      tmp(mem_, ws, n * d);
+  Buffer<float> x(mem_, ws, n * d, U), xn(mem_, ws, n * d, U),
+      q(mem_, ws, n * maxW, U), att(mem_, ws, n * maxW, U),
+      gate(mem_, ws, n * maxW, U), up(mem_, ws, n * maxW, U),
+      tmp(mem_, ws, n * d, U), scores(mem_, ws, n * (p0 + n), U);
   ops::embeddingForward(embed_.data(), d, tokens.data(), n, x.data());
   for (size_t l = 0; l < layers_.size(); ++l) {
     DecoderLayer &L = layers_[l];
@@ -677,7 +683,8 @@ void Model::forwardInfer(ArrayRef<int> tokens, KVCache &cache,
     ops::rope(q.data(), n, h, hd, pos.data(), c.ropeTheta);
     ops::rope(kNew, n, g, hd, pos.data(), c.ropeTheta);
     ops::attentionForward(q.data(), cache.k[l].data(), cache.v[l].data(), kw,
-                          p0, n, h, g, hd, att.data(), nullptr);
+                          p0, n, h, g, hd, att.data(), nullptr,
+                          scores.data());
     linearForward(L.o(), att.data(), n, tmp.data(), nullptr, nullptr);
     for (int64_t i = 0; i < n * d; ++i)
       x[i] += tmp[i];
@@ -694,7 +701,7 @@ void Model::forwardInfer(ArrayRef<int> tokens, KVCache &cache,
   const int64_t nr = int64_t(logitRows.size());
   if (nr == 0)
     return;
-  Buffer<float> xf(mem_, ws, nr * d);
+  Buffer<float> xf(mem_, ws, nr * d, U);
   for (int64_t i = 0; i < nr; ++i)
     ops::rmsNormForward(x.data() + logitRows[i] * d, finalNorm_.data(), 1, d,
                         eps, xf.data() + i * d, nullptr);

@@ -96,47 +96,39 @@ void rope(float *x, int64_t n, int64_t heads, int64_t headDim,
   }
 }
 
+using StridedC = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using Strided = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+
 void attentionForward(const float *q, const float *k, const float *v,
                       int64_t kvStride, int64_t p0, int64_t n, int64_t h,
-                      int64_t g, int64_t hd, float *out, float *probs) {
+                      int64_t g, int64_t hd, float *out, float *probs,
+                      float *scratch) {
   const int64_t total = p0 + n, rep = h / g;
   const float scale = 1.0f / std::sqrt(float(hd));
-  std::vector<float> row(total);
   for (int64_t hh = 0; hh < h; ++hh) {
     const int64_t kvh = hh / rep;
+    float *pr = probs ? probs + hh * n * total : scratch;
+    StridedC Q(q + hh * hd, n, hd, Eigen::OuterStride<>(h * hd));
+    StridedC K(k + kvh * hd, total, hd, Eigen::OuterStride<>(kvStride));
+    StridedC V(v + kvh * hd, total, hd, Eigen::OuterStride<>(kvStride));
+    Map P(pr, n, total);
+    P.noalias() = scale * (Q * K.transpose());
     for (int64_t i = 0; i < n; ++i) {
-      const float *qi = q + (i * h + hh) * hd;
+      float *row = pr + i * total;
       const int64_t last = p0 + i; // inclusive
-      float mx = -INFINITY;
-      for (int64_t j = 0; j <= last; ++j) {
-        const float *kj = k + j * kvStride + kvh * hd;
-        float s = 0.0f;
-        for (int64_t e = 0; e < hd; ++e)
-          s += qi[e] * kj[e];
-        row[j] = s * scale;
-        mx = std::max(mx, row[j]);
-      }
+      float mx = *std::max_element(row, row + last + 1);
       float sum = 0.0f;
       for (int64_t j = 0; j <= last; ++j) {
         row[j] = std::exp(row[j] - mx);
         sum += row[j];
       }
       float inv = 1.0f / sum;
-      float *oi = out + (i * h + hh) * hd;
-      std::fill(oi, oi + hd, 0.0f);
-      for (int64_t j = 0; j <= last; ++j) {
-        float p = row[j] * inv;
-        row[j] = p;
-        const float *vj = v + j * kvStride + kvh * hd;
-        for (int64_t e = 0; e < hd; ++e)
-          oi[e] += p * vj[e];
-      }
-      if (probs) {
-        float *pr = probs + (hh * n + i) * total;
-        std::memcpy(pr, row.data(), sizeof(float) * (last + 1));
-        std::fill(pr + last + 1, pr + total, 0.0f);
-      }
+      for (int64_t j = 0; j <= last; ++j)
+        row[j] *= inv;
+      std::fill(row + last + 1, row + total, 0.0f);
     }
+    Strided O(out + hh * hd, n, hd, Eigen::OuterStride<>(h * hd));
+    O.noalias() = P * V;
   }
 }
 
@@ -146,40 +138,33 @@ void attentionBackward(const float *q, const float *k, const float *v,
                        float *dv, float *scratch) {
   const int64_t rep = h / g, kvw = g * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  std::fill(dq, dq + n * h * hd, 0.0f);
   std::fill(dk, dk + n * kvw, 0.0f);
   std::fill(dv, dv + n * kvw, 0.0f);
-  float *ds = scratch;
   for (int64_t hh = 0; hh < h; ++hh) {
     const int64_t kvh = hh / rep;
+    MapC P(probs + hh * n * n, n, n);
+    StridedC Q(q + hh * hd, n, hd, Eigen::OuterStride<>(h * hd));
+    StridedC K(k + kvh * hd, n, hd, Eigen::OuterStride<>(kvw));
+    StridedC V(v + kvh * hd, n, hd, Eigen::OuterStride<>(kvw));
+    StridedC dO(dOut + hh * hd, n, hd, Eigen::OuterStride<>(h * hd));
+    Strided dQ(dq + hh * hd, n, hd, Eigen::OuterStride<>(h * hd));
+    Strided dK(dk + kvh * hd, n, hd, Eigen::OuterStride<>(kvw));
+    Strided dV(dv + kvh * hd, n, hd, Eigen::OuterStride<>(kvw));
+    dV.noalias() += P.transpose() * dO;
+    Map dS(scratch, n, n);
+    dS.noalias() = dO * V.transpose();
     for (int64_t i = 0; i < n; ++i) {
-      const float *pr = probs + (hh * n + i) * n;
-      const float *doi = dOut + (i * h + hh) * hd;
-      // dP_ij = dO_i . v_j ; dS = P * (dP - sum_j P dP).
-      float dotSum = 0.0f;
-      for (int64_t j = 0; j <= i; ++j) {
-        const float *vj = v + j * kvw + kvh * hd;
-        float s = 0.0f;
-        for (int64_t e = 0; e < hd; ++e)
-          s += doi[e] * vj[e];
-        ds[j] = s;
-        dotSum += pr[j] * s;
-        float *dvj = dv + j * kvw + kvh * hd;
-        for (int64_t e = 0; e < hd; ++e)
-          dvj[e] += pr[j] * doi[e];
-      }
-      const float *qi = q + (i * h + hh) * hd;
-      float *dqi = dq + (i * h + hh) * hd;
-      for (int64_t j = 0; j <= i; ++j) {
-        float d = pr[j] * (ds[j] - dotSum) * scale;
-        const float *kj = k + j * kvw + kvh * hd;
-        float *dkj = dk + j * kvw + kvh * hd;
-        for (int64_t e = 0; e < hd; ++e) {
-          dqi[e] += d * kj[e];
-          dkj[e] += d * qi[e];
-        }
-      }
+      const float *pr = probs + hh * n * n + i * n;
+      float *ds = scratch + i * n;
+      float dot = 0.0f;
+      for (int64_t j = 0; j <= i; ++j)
+        dot += pr[j] * ds[j];
+      for (int64_t j = 0; j <= i; ++j)
+        ds[j] = pr[j] * (ds[j] - dot) * scale;
+      std::fill(ds + i + 1, ds + n, 0.0f);
     }
+    dQ.noalias() = dS * K;
+    dK.noalias() += dS.transpose() * Q;
   }
 }
 

@@ -138,13 +138,15 @@ TEST(Ops, AttentionBackwardGroupedQuery) {
                      probs(h * n * n);
   ops::attentionForward(q.data(), k.data(), v.data(), g * hd, 0, n, h, g, hd,
                         out.data(), probs.data());
-  std::vector<float> dq(q.size()), dk(k.size()), dv(v.size()), scratch(n);
+  std::vector<float> dq(q.size()), dk(k.size()), dv(v.size()),
+      scratch(n * n);
   ops::attentionBackward(q.data(), k.data(), v.data(), probs.data(), r.data(),
                          n, h, g, hd, dq.data(), dk.data(), dv.data(),
                          scratch.data());
   auto f = [&] {
+    std::vector<float> sc(n * n);
     ops::attentionForward(q.data(), k.data(), v.data(), g * hd, 0, n, h, g,
-                          hd, out.data(), nullptr);
+                          hd, out.data(), nullptr, sc.data());
     return dot(out, r);
   };
   checkGradient(q, dq, f, 1e-2);
@@ -166,9 +168,9 @@ TEST(Ops, AttentionIsCausalAndCachedMatchesFull) {
       for (int64_t j = i + 1; j < n; ++j)
         EXPECT_EQ(probs[(hh * n + i) * n + j], 0.0f);
   // The last two queries against a cache of all six keys.
-  std::vector<float> part(2 * h * hd);
+  std::vector<float> part(2 * h * hd), sc(2 * n);
   ops::attentionForward(q.data() + 4 * h * hd, k.data(), v.data(), g * hd, 4,
-                        2, h, g, hd, part.data(), nullptr);
+                        2, h, g, hd, part.data(), nullptr, sc.data());
   for (int64_t i = 0; i < 2 * h * hd; ++i)
     EXPECT_NEAR(part[i], full[4 * h * hd + i], 1e-6);
 }

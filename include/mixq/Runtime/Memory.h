@@ -59,16 +59,24 @@ private:
   int64_t peakTotal_ = 0;
 };
 
-/// A tracked, 64-byte aligned, zero-initialised array of T. Move-only.
+/// Tag for a Buffer whose contents the caller overwrites entirely.
+struct Uninitialized {};
+
+/// A tracked, 64-byte aligned array of T, zero-initialised unless constructed
+/// with Uninitialized. Move-only.
 template <typename T> class Buffer {
 public:
   Buffer() = default;
   Buffer(MemoryTracker &tracker, MemCategory cat, int64_t count)
+      : Buffer(tracker, cat, count, Uninitialized()) {
+    zero();
+  }
+  Buffer(MemoryTracker &tracker, MemCategory cat, int64_t count,
+         Uninitialized)
       : tracker_(&tracker), cat_(cat), size_(count) {
     if (count > 0) {
       size_t bytes = roundedBytes();
       data_ = static_cast<T *>(::operator new(bytes, std::align_val_t(64)));
-      std::memset(static_cast<void *>(data_), 0, bytes);
       tracker_->allocate(cat_, int64_t(count * sizeof(T)));
     }
   }

@@ -127,6 +127,8 @@ public:
   MemoryTracker &memory() { return mem_; }
   std::vector<DecoderLayer> &layers() { return layers_; }
   LinearLayer *lmHead() { return lmHead_.get(); }
+  const float *embedding() const { return embed_.data(); }
+  const float *finalNorm() const { return finalNorm_.data(); }
 
   /// All linears (layer order, then lm_head if separate).
   std::vector<LinearLayer *> linears();

@@ -41,12 +41,14 @@ void rope(float *x, int64_t n, int64_t heads, int64_t headDim,
 /// queries of positions p0 .. p0+n-1; k, v [p0+n, g*hd] the keys and values
 /// of positions 0 .. p0+n-1 (rows strided by kvStride floats). Query head j
 /// reads kv head j / (h / g). out [n, h*hd]. probs (optional) receives the
-/// softmax [h, n, p0+n] (zero above the diagonal).
+/// softmax [h, n, p0+n] (zero above the diagonal); without probs, scratch
+/// must hold n * (p0+n) floats.
 void attentionForward(const float *q, const float *k, const float *v,
                       int64_t kvStride, int64_t p0, int64_t n, int64_t h,
-                      int64_t g, int64_t hd, float *out, float *probs);
+                      int64_t g, int64_t hd, float *out, float *probs,
+                      float *scratch = nullptr);
 /// Backward of attentionForward with p0 = 0 given the saved probs: writes
-/// dq [n, h*hd], dk, dv [n, g*hd] (overwritten). scratch: n floats.
+/// dq [n, h*hd], dk, dv [n, g*hd] (overwritten). scratch: n * n floats.
 void attentionBackward(const float *q, const float *k, const float *v,
                        const float *probs, const float *dOut, int64_t n,
                        int64_t h, int64_t g, int64_t hd, float *dq, float *dk,
