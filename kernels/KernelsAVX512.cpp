@@ -154,6 +154,48 @@ MIXQ_AVX512 inline void unpackNibbles32(const uint8_t *src, __m512i &lo16,
   hi16 = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(hiN, loN));
 }
 
+/// 16 codes of an int2 row starting at element c (c % 16 == 0), as int32.
+MIXQ_AVX512 inline __m512i unpackInt2x16(const uint8_t *row, int64_t c) {
+  uint32_t word;
+  std::memcpy(&word, row + c / 4, 4);
+  // Element e sits in byte e/4 (little-endian in the word), MSB-first.
+  const __m512i shift = _mm512_setr_epi32(6, 4, 2, 0, 14, 12, 10, 8, 22, 20,
+                                          18, 16, 30, 28, 26, 24);
+  return _mm512_and_si512(
+      _mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(word)), shift),
+      _mm512_set1_epi32(3));
+}
+
+/// 16 codes of an int3 row starting at element c (c % 16 == 0), as int32.
+MIXQ_AVX512 inline __m512i unpackInt3x16(const uint8_t *row, int64_t c) {
+  // 16 codes = 48 bits = 6 bytes; read them big-endian into the top of a
+  // 64-bit word so element e is at bits 61 - 3e.
+  uint8_t bytes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(bytes, row + c / 8 * 3, 6);
+  uint64_t be = 0;
+  for (int i = 0; i < 6; ++i)
+    be |= static_cast<uint64_t>(bytes[i]) << (56 - 8 * i);
+  const __m512i v = _mm512_set1_epi64(static_cast<long long>(be));
+  const __m512i s0 = _mm512_setr_epi64(61, 58, 55, 52, 49, 46, 43, 40);
+  const __m512i s1 = _mm512_setr_epi64(37, 34, 31, 28, 25, 22, 19, 16);
+  __m256i lo = _mm512_cvtepi64_epi32(_mm512_srlv_epi64(v, s0));
+  __m256i hi = _mm512_cvtepi64_epi32(_mm512_srlv_epi64(v, s1));
+  __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  return _mm512_and_si512(both, _mm512_set1_epi32(7));
+}
+
+/// int2/int3 tile chunk: out[i] = fma(alpha, q, beta), 16 values per step.
+template <int Bits>
+MIXQ_AVX512 void dequantIntLow(const uint8_t *row, int64_t c0, int64_t n,
+                               float alpha, float beta, float *out) {
+  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int64_t i = 0; i < n; i += 16) {
+    __m512i q = Bits == 2 ? unpackInt2x16(row, c0 + i)
+                          : unpackInt3x16(row, c0 + i);
+    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(va, _mm512_cvtepi32_ps(q), vb));
+  }
+}
+
 /// nf4/fp4: out[i] = lut[code] * scale, 32 values per step.
 MIXQ_AVX512 void dequantLut4(const uint8_t *row, int64_t c0, int64_t n,
                              const float *lut16, float scale, float *out) {
@@ -294,6 +336,21 @@ void dequantRowAVX512(const QuantizedTensor &q, int64_t r, int64_t c0,
                      });
     break;
   }
+  case QuantFormat::Int3:
+  case QuantFormat::Int2: {
+    const int64_t base = (r / q.spec.tileRows) * q.tileColCount();
+    const bool two = q.spec.format == QuantFormat::Int2;
+    done = forGroups(c0, c1, q.spec.tileCols, 16,
+                     [&](int64_t c, int64_t n, int64_t t) {
+                       if (two)
+                         dequantIntLow<2>(row, c, n, q.scales[base + t],
+                                          q.zeros[base + t], out + (c - c0));
+                       else
+                         dequantIntLow<3>(row, c, n, q.scales[base + t],
+                                          q.zeros[base + t], out + (c - c0));
+                     });
+    break;
+  }
   default:
     break;
   }
@@ -305,7 +362,7 @@ void dequantRowAVX512(const QuantizedTensor &q, int64_t r, int64_t c0,
 // Small-m path: dequantize in registers, stream W once
 //===----------------------------------------------------------------------===//
 
-enum class SmallKind { Lut4, Int4, Int8 };
+enum class SmallKind { Lut4, Int4, Int8, Int3, Int2 };
 
 /// 32 weights of a row at column c as two vectors (dequantized, bit-identical
 /// to dequantizeRow).
@@ -319,6 +376,15 @@ MIXQ_AVX512 inline void decode32(const uint8_t *row, int64_t c, __m512 lut,
         _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c + 16));
     v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b0)), sc);
     v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b1)), sc);
+    return;
+  }
+  if (K == SmallKind::Int3 || K == SmallKind::Int2) {
+    __m512i q0 = K == SmallKind::Int2 ? unpackInt2x16(row, c)
+                                      : unpackInt3x16(row, c);
+    __m512i q1 = K == SmallKind::Int2 ? unpackInt2x16(row, c + 16)
+                                      : unpackInt3x16(row, c + 16);
+    v0 = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(q0), zr);
+    v1 = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(q1), zr);
     return;
   }
   __m512i q0, q1;
@@ -352,7 +418,10 @@ MIXQ_AVX512 void smallRows(const float *a, int64_t lda, const uint8_t *const *ro
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       s[r] = _mm512_set1_ps(sc[r][g]);
-      z[r] = K == SmallKind::Int4 ? _mm512_set1_ps(zr[r][g]) : zero;
+      z[r] = (K == SmallKind::Int4 || K == SmallKind::Int3 ||
+              K == SmallKind::Int2)
+                 ? _mm512_set1_ps(zr[r][g])
+                 : zero;
     }
     for (int64_t k = g0; k < g0 + group; k += 32) {
       __m512 x[M][2];
@@ -396,6 +465,11 @@ template <SmallKind K> struct SmallTable {
 
 constexpr int64_t kSmallMaxM = 4;
 
+bool isIntTile(QuantFormat f) {
+  return f == QuantFormat::Int4 || f == QuantFormat::Int3 ||
+         f == QuantFormat::Int2;
+}
+
 bool smallMSupportedAVX512(const QuantizedTensor &q, int64_t m) {
   if (m < 1 || m > kSmallMaxM || q.cols % 32)
     return false;
@@ -405,6 +479,8 @@ bool smallMSupportedAVX512(const QuantizedTensor &q, int64_t m) {
   case QuantFormat::Int8:
     return q.spec.block % 32 == 0 && q.cols % q.spec.block == 0;
   case QuantFormat::Int4:
+  case QuantFormat::Int3:
+  case QuantFormat::Int2:
     return q.spec.tileCols % 32 == 0 && q.cols % q.spec.tileCols == 0;
   default:
     return false;
@@ -415,16 +491,23 @@ void smallMAVX512(const float *a, int64_t lda, int64_t m,
                   const QuantizedTensor &q, int64_t n0, int64_t n1, float *c,
                   int64_t ldc, bool accumulate) {
   const QuantFormat f = q.spec.format;
-  const SmallKind kind = f == QuantFormat::Int8   ? SmallKind::Int8
-                         : f == QuantFormat::Int4 ? SmallKind::Int4
-                                                  : SmallKind::Lut4;
-  const SmallRowsFn(*table)[2] = kind == SmallKind::Int8
-                                     ? SmallTable<SmallKind::Int8>::fns
-                                 : kind == SmallKind::Int4
-                                     ? SmallTable<SmallKind::Int4>::fns
-                                     : SmallTable<SmallKind::Lut4>::fns;
+  SmallKind kind = SmallKind::Lut4;
+  const SmallRowsFn(*table)[2] = SmallTable<SmallKind::Lut4>::fns;
+  if (f == QuantFormat::Int8) {
+    kind = SmallKind::Int8;
+    table = SmallTable<SmallKind::Int8>::fns;
+  } else if (f == QuantFormat::Int4) {
+    kind = SmallKind::Int4;
+    table = SmallTable<SmallKind::Int4>::fns;
+  } else if (f == QuantFormat::Int3) {
+    kind = SmallKind::Int3;
+    table = SmallTable<SmallKind::Int3>::fns;
+  } else if (f == QuantFormat::Int2) {
+    kind = SmallKind::Int2;
+    table = SmallTable<SmallKind::Int2>::fns;
+  }
   const int rowsAtOnce = m <= 2 ? 4 : 2;
-  const bool tile = kind == SmallKind::Int4;
+  const bool tile = isIntTile(f);
   const int64_t group = tile ? q.spec.tileCols : q.spec.block;
   const int64_t groups = q.cols / group;
   const bool decode = !tile && (q.spec.doubleQuant || kind == SmallKind::Int8);
