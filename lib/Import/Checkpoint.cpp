@@ -1,4 +1,4 @@
-//===- Checkpoint.cpp - format dispatch and model-level checks ---*- C++ -*-===//
+//===- Checkpoint.cpp - format dispatch, model checks -----------*- C++ -*-===//
 //
 // Checkpoint::open picks the reader from the path, the shared f32 reader works
 // for every file-backed format, and the model-level checks compare a reader's
@@ -47,9 +47,9 @@ Expected<std::vector<float>> Checkpoint::readF32(StringRef name) const {
   if (std::error_code ec = llvm::sys::fs::file_size(info->file, size))
     return importError(info->file, "cannot stat: " + ec.message());
   if (info->offset > size || info->nbytes > size - info->offset)
-    return importError(info->file,
-                       "tensor '" + name + "' lies beyond the end of the " +
-                           "file (it shrank after it was opened?)");
+    return importError(info->file, "tensor '" + name +
+                                       "' lies beyond the end of the " +
+                                       "file (it shrank after it was opened?)");
   if (info->nbytes == 0)
     return decodeTensor(*info, StringRef());
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buf =
@@ -178,15 +178,15 @@ Expected<std::unique_ptr<Checkpoint>> Checkpoint::open(StringRef path) {
 std::vector<TensorSpec> detail::expectedTensors(const ModelConfig &config) {
   std::vector<TensorSpec> out;
   int64_t hidden = config.hiddenSize;
-  out.push_back({"model.embed_tokens.weight", DType::F32,
-                 {config.vocabSize, hidden}});
+  out.push_back(
+      {"model.embed_tokens.weight", DType::F32, {config.vocabSize, hidden}});
   for (int64_t l = 0, e = config.layers.size(); l < e; ++l) {
     std::string prefix = "model.layers." + std::to_string(l) + ".";
     auto proj = [&](StringRef module, StringRef role) {
       auto [in, out_] = config.projectionShape(l, role);
-      out.push_back(
-          {prefix + module.str() + "." + role.str() + ".weight", DType::F32,
-           {out_, in}});
+      out.push_back({prefix + module.str() + "." + role.str() + ".weight",
+                     DType::F32,
+                     {out_, in}});
     };
     out.push_back({prefix + "input_layernorm.weight", DType::F32, {hidden}});
     for (StringRef role : {"q_proj", "k_proj", "v_proj", "o_proj"})
@@ -238,8 +238,8 @@ Error detail::checkTensorsAgainstConfig(StringRef origin,
       return importError(origin, "duplicate tensor '" + tensors[i].name + "'");
   std::vector<TensorSpec> want = expectedTensors(config);
   if (config.tiedEmbeddings)
-    want.push_back({"lm_head.weight", DType::F32,
-                    {config.vocabSize, config.hiddenSize}});
+    want.push_back(
+        {"lm_head.weight", DType::F32, {config.vocabSize, config.hiddenSize}});
   std::vector<std::string> missing;
   std::vector<TensorInfo> ordered;
   std::vector<bool> used(tensors.size(), false);
@@ -261,9 +261,9 @@ Error detail::checkTensorsAgainstConfig(StringRef origin,
       list += (i ? ", '" : "'") + missing[i] + "'";
     if (missing.size() > 4)
       list += ", ...";
-    return importError(origin, "missing " + Twine(missing.size()) +
-                                   " tensor(s) required by config.json: " +
-                                   list);
+    return importError(origin,
+                       "missing " + Twine(missing.size()) +
+                           " tensor(s) required by config.json: " + list);
   }
   std::vector<TensorInfo> extra;
   for (size_t i = 0; i < tensors.size(); ++i)

@@ -1,4 +1,4 @@
-//===- ImportInternal.h - shared pieces of the checkpoint readers -*- C++ -*-===//
+//===- ImportInternal.h - shared import internals ---------------*- C++ -*-===//
 //
 // Declarations shared by the format readers in lib/Import, the unit tests and
 // the fuzz targets. The parsers here work on bytes in memory and never touch
@@ -48,9 +48,9 @@ struct SafetensorsHeader {
 /// Parses and validates the JSON header `json` of a file of `fileSize` bytes
 /// (header at byte 8). Checks dtypes, shapes against spans, ranges, overlaps,
 /// holes and duplicate names.
-llvm::Expected<SafetensorsHeader>
-parseSafetensorsHeader(llvm::StringRef file, llvm::StringRef json,
-                       uint64_t fileSize);
+llvm::Expected<SafetensorsHeader> parseSafetensorsHeader(llvm::StringRef file,
+                                                         llvm::StringRef json,
+                                                         uint64_t fileSize);
 
 /// Parses a whole safetensors file held in memory (header only is decoded).
 llvm::Expected<SafetensorsHeader> parseSafetensorsBuffer(llvm::StringRef file,

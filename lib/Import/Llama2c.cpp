@@ -45,9 +45,12 @@ Error checkHeader(StringRef file, const Llama2cHeader &h) {
   struct {
     const char *name;
     int32_t value;
-  } fields[] = {{"dim", h.dim},           {"hidden_dim", h.hiddenDim},
-                {"n_layers", h.numLayers}, {"n_heads", h.numHeads},
-                {"n_kv_heads", h.numKVHeads}, {"seq_len", h.seqLen}};
+  } fields[] = {{"dim", h.dim},
+                {"hidden_dim", h.hiddenDim},
+                {"n_layers", h.numLayers},
+                {"n_heads", h.numHeads},
+                {"n_kv_heads", h.numKVHeads},
+                {"seq_len", h.seqLen}};
   for (const auto &f : fields)
     if (f.value <= 0)
       return importError(file, Twine("bad llama2.c header: ") + f.name +
@@ -63,10 +66,9 @@ Error checkHeader(StringRef file, const Llama2cHeader &h) {
                                  " is not a multiple of n_heads " +
                                  Twine(h.numHeads));
   if (h.numKVHeads > h.numHeads || h.numHeads % h.numKVHeads != 0)
-    return importError(file, "bad llama2.c header: n_heads " +
-                                 Twine(h.numHeads) +
-                                 " is not a multiple of n_kv_heads " +
-                                 Twine(h.numKVHeads));
+    return importError(
+        file, "bad llama2.c header: n_heads " + Twine(h.numHeads) +
+                  " is not a multiple of n_kv_heads " + Twine(h.numKVHeads));
   if ((h.dim / h.numHeads) % 2 != 0)
     return importError(file, "bad llama2.c header: head size " +
                                  Twine(h.dim / h.numHeads) +
@@ -147,10 +149,10 @@ std::optional<uint64_t> expectedFileSize(const ModelConfig &c) {
   auto mulAdd = [&](uint64_t &acc, uint64_t a, uint64_t b) {
     overflow |= mulOverflow(a, b, t) || __builtin_add_overflow(acc, t, &acc);
   };
-  mulAdd(perLayer, 2, dim);           // rms_att, rms_ffn
-  mulAdd(perLayer, 2 * q, dim);       // wq, wo
-  mulAdd(perLayer, 2 * kv, dim);      // wk, wv
-  mulAdd(perLayer, 3 * hidden, dim);  // w1, w2, w3
+  mulAdd(perLayer, 2, dim);          // rms_att, rms_ffn
+  mulAdd(perLayer, 2 * q, dim);      // wq, wo
+  mulAdd(perLayer, 2 * kv, dim);     // wk, wv
+  mulAdd(perLayer, 3 * hidden, dim); // w1, w2, w3
   mulAdd(total, c.numLayers, perLayer);
   mulAdd(total, c.tiedEmbeddings ? 1 : 2, c.vocabSize * dim);
   mulAdd(total, 1, dim);                           // rms_final
@@ -168,9 +170,9 @@ Expected<Llama2cLayout> detail::parseLlama2cHeader(StringRef file,
                                                    StringRef header,
                                                    uint64_t fileSize) {
   if (fileSize < kLlama2cHeaderBytes || header.size() < kLlama2cHeaderBytes)
-    return importError(file, "truncated llama2.c checkpoint: " +
-                                 Twine(fileSize) +
-                                 " bytes, shorter than the 28-byte header");
+    return importError(file,
+                       "truncated llama2.c checkpoint: " + Twine(fileSize) +
+                           " bytes, shorter than the 28-byte header");
   Llama2cHeader h = decodeHeader(header);
   if (Error err = checkHeader(file, h))
     return std::move(err);
@@ -181,15 +183,14 @@ Expected<Llama2cLayout> detail::parseLlama2cHeader(StringRef file,
   if (!want)
     return importError(file, "bad llama2.c header: the sizes overflow");
   if (fileSize < *want)
-    return importError(file, "truncated llama2.c checkpoint: " +
-                                 Twine(fileSize) + " bytes, the header implies " +
-                                 Twine(*want));
+    return importError(file,
+                       "truncated llama2.c checkpoint: " + Twine(fileSize) +
+                           " bytes, the header implies " + Twine(*want));
   if (fileSize > *want)
-    return importError(file, "oversized llama2.c checkpoint: " +
-                                 Twine(fileSize) + " bytes, the header implies " +
-                                 Twine(*want) + " (" +
-                                 Twine(fileSize - *want) +
-                                 " trailing bytes; wrong header?)");
+    return importError(
+        file, "oversized llama2.c checkpoint: " + Twine(fileSize) +
+                  " bytes, the header implies " + Twine(*want) + " (" +
+                  Twine(fileSize - *want) + " trailing bytes; wrong header?)");
   // Only now (the file is as large as the header says) fill the per-layer
   // shapes.
   if (Error err = out.config.validate(file))

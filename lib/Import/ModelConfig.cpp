@@ -28,9 +28,8 @@ namespace {
 constexpr int64_t kMaxDimension = int64_t(1) << 31;
 
 Error configError(StringRef origin, const Twine &msg) {
-  return llvm::createStringError(std::errc::invalid_argument,
-                                 "%s: %s", origin.str().c_str(),
-                                 msg.str().c_str());
+  return llvm::createStringError(std::errc::invalid_argument, "%s: %s",
+                                 origin.str().c_str(), msg.str().c_str());
 }
 
 StringRef kindName(const llvm::json::Value &v) {
@@ -67,8 +66,7 @@ Error readInt(const llvm::json::Object &obj, StringRef key, StringRef keyPath,
   }
   // Accept integral doubles such as 4096.0.
   if (std::optional<double> d = v->getAsNumber()) {
-    if (std::isfinite(*d) && std::floor(*d) == *d &&
-        std::fabs(*d) < 9.0e15) {
+    if (std::isfinite(*d) && std::floor(*d) == *d && std::fabs(*d) < 9.0e15) {
       out = static_cast<int64_t>(*d);
       return Error::success();
     }
@@ -84,7 +82,8 @@ Error readDouble(const llvm::json::Object &obj, StringRef key, double &out,
     return Error::success();
   std::optional<double> d = v->getAsNumber();
   if (!d || !std::isfinite(*d))
-    return configError(origin, "key '" + key + "' must be a finite number, got " +
+    return configError(origin, "key '" + key +
+                                   "' must be a finite number, got " +
                                    kindName(*v));
   out = *d;
   return Error::success();
@@ -147,13 +146,15 @@ Error parseLayers(const llvm::json::Object &obj, ModelConfig &cfg,
     return Error::success();
   const llvm::json::Array *arr = v->getAsArray();
   if (!arr)
-    return configError(origin, Twine("key 'mixq_layers' must be an array, got ") +
-                                   kindName(*v));
+    return configError(origin,
+                       Twine("key 'mixq_layers' must be an array, got ") +
+                           kindName(*v));
   for (auto [i, entry] : llvm::enumerate(*arr)) {
     std::string prefix = ("mixq_layers[" + Twine(i) + "]").str();
     const llvm::json::Object *layer = entry.getAsObject();
     if (!layer)
-      return configError(origin, "key '" + prefix + "' must be an object, got " +
+      return configError(origin, "key '" + prefix +
+                                     "' must be an object, got " +
                                      kindName(entry));
     LayerShape shape;
     if (Error err = readInt(*layer, "num_heads", prefix + ".num_heads",
@@ -163,9 +164,9 @@ Error parseLayers(const llvm::json::Object &obj, ModelConfig &cfg,
                             prefix + ".num_key_value_heads", shape.numKVHeads,
                             true, origin))
       return err;
-    if (Error err = readInt(*layer, "intermediate_size",
-                            prefix + ".intermediate_size",
-                            shape.intermediateSize, true, origin))
+    if (Error err =
+            readInt(*layer, "intermediate_size", prefix + ".intermediate_size",
+                    shape.intermediateSize, true, origin))
       return err;
     cfg.layers.push_back(shape);
   }
@@ -185,8 +186,8 @@ Expected<ModelConfig> ModelConfig::fromHFConfigFile(StringRef path) {
     return configError(path, "cannot read: " + buf.getError().message());
   Expected<llvm::json::Value> json = llvm::json::parse((*buf)->getBuffer());
   if (!json)
-    return configError(path, "malformed JSON: " +
-                                 llvm::toString(json.takeError()));
+    return configError(path,
+                       "malformed JSON: " + llvm::toString(json.takeError()));
   return fromJSON(*json, path);
 }
 
@@ -194,8 +195,8 @@ Expected<ModelConfig> ModelConfig::fromJSON(const llvm::json::Value &v,
                                             StringRef origin) {
   const llvm::json::Object *obj = v.getAsObject();
   if (!obj)
-    return configError(origin, Twine("expected a JSON object, got ") +
-                                   kindName(v));
+    return configError(origin,
+                       Twine("expected a JSON object, got ") + kindName(v));
   ModelConfig cfg;
   // Hugging Face LlamaConfig defaults for the optional keys.
   cfg.maxSeqLen = 2048;
@@ -257,8 +258,8 @@ llvm::json::Value ModelConfig::toJSON() const {
       {"hidden_act", "silu"},
       {"tie_word_embeddings", tiedEmbeddings},
   };
-  if (numHeads > 0 && (hiddenSize % numHeads != 0 ||
-                       headDim != hiddenSize / numHeads))
+  if (numHeads > 0 &&
+      (hiddenSize % numHeads != 0 || headDim != hiddenSize / numHeads))
     obj["head_dim"] = headDim;
   bool uniform = llvm::all_of(layers, [&](const LayerShape &l) {
     return l.numHeads == numHeads && l.numKVHeads == numKVHeads &&
@@ -267,10 +268,10 @@ llvm::json::Value ModelConfig::toJSON() const {
   if (!uniform) {
     llvm::json::Array arr;
     for (const LayerShape &l : layers)
-      arr.push_back(llvm::json::Object{
-          {"num_heads", l.numHeads},
-          {"num_key_value_heads", l.numKVHeads},
-          {"intermediate_size", l.intermediateSize}});
+      arr.push_back(
+          llvm::json::Object{{"num_heads", l.numHeads},
+                             {"num_key_value_heads", l.numKVHeads},
+                             {"intermediate_size", l.intermediateSize}});
     obj["mixq_layers"] = std::move(arr);
   }
   return llvm::json::Value(std::move(obj));
@@ -285,8 +286,8 @@ static Error checkSize(StringRef origin, StringRef key, int64_t value) {
     return configError(origin, "key '" + key + "' must be positive, got " +
                                    Twine(value));
   if (value > kMaxDimension)
-    return configError(origin, "key '" + key + "' is too large: " +
-                                   Twine(value));
+    return configError(origin,
+                       "key '" + key + "' is too large: " + Twine(value));
   return Error::success();
 }
 
@@ -353,7 +354,8 @@ Error ModelConfig::validate(StringRef origin) {
     return configError(origin, "key 'rope_theta' must be positive, got " +
                                    std::to_string(ropeTheta));
   if (layers.empty())
-    layers.assign(numLayers, LayerShape{numHeads, numKVHeads, intermediateSize});
+    layers.assign(numLayers,
+                  LayerShape{numHeads, numKVHeads, intermediateSize});
   if (static_cast<int64_t>(layers.size()) != numLayers)
     return configError(origin, "key 'mixq_layers' has " + Twine(layers.size()) +
                                    " entries but num_hidden_layers is " +
@@ -364,8 +366,8 @@ Error ModelConfig::validate(StringRef origin) {
   return Error::success();
 }
 
-std::pair<int64_t, int64_t>
-ModelConfig::projectionShape(int64_t layer, StringRef role) const {
+std::pair<int64_t, int64_t> ModelConfig::projectionShape(int64_t layer,
+                                                         StringRef role) const {
   if (role == "lm_head")
     return {hiddenSize, vocabSize};
   if (layer < 0 || layer >= static_cast<int64_t>(layers.size()))

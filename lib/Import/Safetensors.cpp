@@ -200,9 +200,9 @@ Error checkCoverage(StringRef file, std::vector<TensorInfo> tensors,
 
 } // namespace
 
-Expected<SafetensorsHeader>
-detail::parseSafetensorsHeader(StringRef file, StringRef json,
-                               uint64_t fileSize) {
+Expected<SafetensorsHeader> detail::parseSafetensorsHeader(StringRef file,
+                                                           StringRef json,
+                                                           uint64_t fileSize) {
   uint64_t dataStart = 8 + json.size();
   if (dataStart > fileSize)
     return importError(file, "safetensors header goes beyond the end of the "
@@ -274,8 +274,8 @@ static Expected<SafetensorsHeader> readHeader(StringRef path) {
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> json =
       llvm::MemoryBuffer::getFileSlice(path, *n, 8);
   if (!json)
-    return importError(path, "cannot read header: " +
-                                 json.getError().message());
+    return importError(path,
+                       "cannot read header: " + json.getError().message());
   return parseSafetensorsHeader(path, (*json)->getBuffer(), size);
 }
 
@@ -308,8 +308,8 @@ private:
 
 /// Loads config.json beside `path`, checks `tensors` against it and builds
 /// the checkpoint.
-Expected<std::unique_ptr<Checkpoint>>
-finish(StringRef path, StringRef origin, std::vector<TensorInfo> tensors) {
+Expected<std::unique_ptr<Checkpoint>> finish(StringRef path, StringRef origin,
+                                             std::vector<TensorInfo> tensors) {
   std::string configPath = siblingConfig(path);
   if (!llvm::sys::fs::exists(configPath))
     return importError(path, "no config.json beside it (" + configPath +
@@ -333,7 +333,8 @@ detail::openSafetensorsFile(StringRef path) {
   return finish(path, path, std::move(header->tensors));
 }
 
-Expected<std::unique_ptr<Checkpoint>> Checkpoint::openTensorFile(StringRef path) {
+Expected<std::unique_ptr<Checkpoint>>
+Checkpoint::openTensorFile(StringRef path) {
   Expected<SafetensorsHeader> header = readHeader(path);
   if (!header)
     return header.takeError();
@@ -354,8 +355,8 @@ parseIndex(StringRef indexPath) {
     return importError(indexPath, "cannot read: " + buf.getError().message());
   Expected<llvm::json::Value> json = llvm::json::parse((*buf)->getBuffer());
   if (!json)
-    return importError(indexPath, "malformed JSON: " +
-                                      llvm::toString(json.takeError()));
+    return importError(indexPath,
+                       "malformed JSON: " + llvm::toString(json.takeError()));
   const llvm::json::Object *obj = json->getAsObject();
   const llvm::json::Object *map = obj ? obj->getObject("weight_map") : nullptr;
   if (!map)
@@ -396,9 +397,9 @@ detail::openShardedSafetensors(StringRef indexPath) {
   };
   for (const auto &[shard, names] : byShard)
     if (!llvm::sys::fs::exists(shardPathOf(shard)))
-      return importError(indexPath, "shard '" + shard + "' (holding '" +
-                                        names.front() + "') does not exist: " +
-                                        shardPathOf(shard));
+      return importError(indexPath,
+                         "shard '" + shard + "' (holding '" + names.front() +
+                             "') does not exist: " + shardPathOf(shard));
   std::vector<TensorInfo> all;
   for (const auto &[shard, names] : byShard) {
     std::string shardPath = shardPathOf(shard);

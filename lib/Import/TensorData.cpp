@@ -1,4 +1,4 @@
-//===- TensorData.cpp - dtypes and raw tensor decoding -----------*- C++ -*-===//
+//===- TensorData.cpp - dtypes and tensor decoding --------------*- C++ -*-===//
 //
 // Data types, f16/bf16 conversion, decoding of raw little-endian tensor bytes
 // into f32 and the llama2.c -> Hugging Face rotary row permutation.
@@ -151,7 +151,7 @@ uint16_t detail::floatToHalf(float f) {
   uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
   uint32_t absBits = bits & 0x7fffffff;
   if (absBits > 0x7f800000)
-    return sign | 0x7e00; // nan
+    return sign | 0x7e00;    // nan
   if (absBits >= 0x477ff000) // rounds to >= 65520: inf
     return sign | 0x7c00;
   if (absBits < 0x38800000) { // below the smallest normal half: subnormal

@@ -1,4 +1,4 @@
-//===- TorchPlugin.cpp - LibTorch side of the TorchScript reader -*- C++ -*-===//
+//===- TorchPlugin.cpp - LibTorch side of the reader ------------*- C++ -*-===//
 //
 // Built as libMixQTorchPlugin.so and loaded on demand by TorchScript.cpp.
 // Every LibTorch exception is caught here and turned into an error string.
@@ -73,8 +73,8 @@ int64_t tensorDim(const MixQTorchModule *m, int64_t i, int64_t d) {
   return m->tensors[i].size(d);
 }
 
-int readTensor(const MixQTorchModule *m, int64_t i, void *out,
-               uint64_t nbytes, char **error) {
+int readTensor(const MixQTorchModule *m, int64_t i, void *out, uint64_t nbytes,
+               char **error) {
   try {
     at::Tensor t = m->tensors[i].detach().to(torch::kCPU).contiguous();
     uint64_t have = static_cast<uint64_t>(t.numel()) * t.element_size();
@@ -113,19 +113,25 @@ int findAttr(const MixQTorchModule *m, const char *name, T *out, IsFn is,
 }
 
 int intAttr(const MixQTorchModule *m, const char *name, int64_t *out) {
-  return findAttr(m, name, out, &c10::IValue::isInt,
-                  &c10::IValue::toInt);
+  return findAttr(m, name, out, &c10::IValue::isInt, &c10::IValue::toInt);
 }
 
 int doubleAttr(const MixQTorchModule *m, const char *name, double *out) {
-  return findAttr(m, name, out, &c10::IValue::isDouble,
-                  &c10::IValue::toDouble);
+  return findAttr(m, name, out, &c10::IValue::isDouble, &c10::IValue::toDouble);
 }
 
-const MixQTorchPluginAPI kAPI = {
-    MIXQ_TORCH_PLUGIN_ABI, load,       release,    freeString,
-    numTensors,            tensorName, tensorDType, tensorRank,
-    tensorDim,             readTensor, intAttr,     doubleAttr};
+const MixQTorchPluginAPI kAPI = {MIXQ_TORCH_PLUGIN_ABI,
+                                 load,
+                                 release,
+                                 freeString,
+                                 numTensors,
+                                 tensorName,
+                                 tensorDType,
+                                 tensorRank,
+                                 tensorDim,
+                                 readTensor,
+                                 intAttr,
+                                 doubleAttr};
 
 } // namespace
 

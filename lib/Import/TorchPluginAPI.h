@@ -1,4 +1,4 @@
-//===- TorchPluginAPI.h - C interface of the LibTorch plugin ------*- C++ -*-===//
+//===- TorchPluginAPI.h - LibTorch plugin C API -----------------*- C++ -*-===//
 //
 // MixQImport reads TorchScript files through a small plugin,
 // libMixQTorchPlugin.so, loaded with dlopen only when a .pt file is opened:
@@ -40,8 +40,7 @@ struct MixQTorchPluginAPI {
                     uint64_t nbytes, char **error);
   /// The first int (double) attribute called `name` on the module or any
   /// submodule; returns 1 and sets `*out` when found.
-  int (*intAttr)(const MixQTorchModule *module, const char *name,
-                 int64_t *out);
+  int (*intAttr)(const MixQTorchModule *module, const char *name, int64_t *out);
   int (*doubleAttr)(const MixQTorchModule *module, const char *name,
                     double *out);
 };

@@ -65,9 +65,10 @@ PluginState loadPlugin() {
   }
   const MixQTorchPluginAPI *api = get();
   if (!api || api->abiVersion != MIXQ_TORCH_PLUGIN_ABI) {
-    s.failure = "the LibTorch plugin " + path + " has an incompatible ABI "
-                "(expected version " + std::to_string(MIXQ_TORCH_PLUGIN_ABI) +
-                ")";
+    s.failure = "the LibTorch plugin " + path +
+                " has an incompatible ABI "
+                "(expected version " +
+                std::to_string(MIXQ_TORCH_PLUGIN_ABI) + ")";
     return s;
   }
   s.api = api;
@@ -158,9 +159,9 @@ Mapped mapName(StringRef name) {
 
 std::optional<DType> toDType(StringRef torchName) {
   static const std::pair<StringRef, DType> table[] = {
-      {"Float", DType::F32}, {"Half", DType::F16},  {"BFloat16", DType::BF16},
+      {"Float", DType::F32},  {"Half", DType::F16}, {"BFloat16", DType::BF16},
       {"Double", DType::F64}, {"Char", DType::I8},  {"Byte", DType::U8},
-      {"Short", DType::I16}, {"Int", DType::I32},   {"Long", DType::I64}};
+      {"Short", DType::I16},  {"Int", DType::I32},  {"Long", DType::I64}};
   for (auto [name, dtype] : table)
     if (torchName == name)
       return dtype;
@@ -250,8 +251,10 @@ Error TorchScriptCheckpoint::inferConfig() {
   const std::vector<int64_t> *emb = shapeOf("model.embed_tokens.weight");
   const std::vector<int64_t> *gate =
       shapeOf("model.layers.0.mlp.gate_proj.weight");
-  const std::vector<int64_t> *q = shapeOf("model.layers.0.self_attn.q_proj.weight");
-  const std::vector<int64_t> *k = shapeOf("model.layers.0.self_attn.k_proj.weight");
+  const std::vector<int64_t> *q =
+      shapeOf("model.layers.0.self_attn.q_proj.weight");
+  const std::vector<int64_t> *k =
+      shapeOf("model.layers.0.self_attn.k_proj.weight");
   if (!emb || !gate || !q || !k)
     return importError(path_, "no config.json beside it and no LLaMA "
                               "embedding/layer-0 weights to infer the shape "

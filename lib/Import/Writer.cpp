@@ -74,8 +74,8 @@ Expected<std::string> detail::buildSafetensorsHeader(
 static Expected<std::unique_ptr<llvm::raw_fd_ostream>>
 createOutput(StringRef path) {
   std::error_code ec;
-  auto os = std::make_unique<llvm::raw_fd_ostream>(path, ec,
-                                                   llvm::sys::fs::OF_None);
+  auto os =
+      std::make_unique<llvm::raw_fd_ostream>(path, ec, llvm::sys::fs::OF_None);
   if (ec)
     return importError(path, "cannot create: " + ec.message());
   return std::move(os);
@@ -106,14 +106,12 @@ Error mixq::writeSafetensors(
     uint64_t want = dtypeSize(t->dtype);
     for (int64_t d : t->shape)
       if (d < 0 || mulOverflow(want, static_cast<uint64_t>(d), want))
-        return importError(path, "tensor '" + t->name +
-                                     "' has invalid shape " +
+        return importError(path, "tensor '" + t->name + "' has invalid shape " +
                                      shapeString(t->shape));
     if (want != t->bytes.size())
-      return importError(path, "tensor '" + t->name + "' has " +
-                                   Twine(t->bytes.size()) +
-                                   " bytes, its shape and dtype need " +
-                                   Twine(want));
+      return importError(
+          path, "tensor '" + t->name + "' has " + Twine(t->bytes.size()) +
+                    " bytes, its shape and dtype need " + Twine(want));
     specs.push_back(std::move(spec));
   }
   Expected<std::string> header = buildSafetensorsHeader(path, specs, metadata);
@@ -194,8 +192,8 @@ void encode(const float *in, size_t n, DType dtype, std::vector<char> &out) {
     return;
   }
   for (size_t i = 0; i < n; ++i) {
-    uint16_t v = dtype == DType::BF16 ? floatToBFloat16(in[i])
-                                      : floatToHalf(in[i]);
+    uint16_t v =
+        dtype == DType::BF16 ? floatToBFloat16(in[i]) : floatToHalf(in[i]);
     std::memcpy(out.data() + 2 * i, &v, 2);
   }
 }
@@ -224,8 +222,9 @@ void writeTensor(llvm::raw_ostream &os, const TensorSpec &t, uint64_t seed) {
 }
 
 StringRef torchDTypeName(DType t) {
-  return t == DType::BF16 ? "bfloat16" : t == DType::F16 ? "float16"
-                                                         : "float32";
+  return t == DType::BF16  ? "bfloat16"
+         : t == DType::F16 ? "float16"
+                           : "float32";
 }
 
 } // namespace
@@ -246,7 +245,8 @@ Error mixq::writeRandomCheckpoint(const ModelConfig &config, StringRef dir,
 
   llvm::json::Value json = cfg.toJSON();
   json.getAsObject()->try_emplace("torch_dtype", torchDTypeName(dtype));
-  Expected<std::unique_ptr<llvm::raw_fd_ostream>> cos = createOutput(configPath);
+  Expected<std::unique_ptr<llvm::raw_fd_ostream>> cos =
+      createOutput(configPath);
   if (!cos)
     return cos.takeError();
   **cos << llvm::formatv("{0:2}", json) << "\n";
@@ -260,10 +260,12 @@ Error mixq::writeRandomCheckpoint(const ModelConfig &config, StringRef dir,
     return a.name < b.name;
   });
   Expected<std::string> header = buildSafetensorsHeader(
-      weightsPath, specs, {{"format", "pt"}, {"mixq_seed", std::to_string(seed)}});
+      weightsPath, specs,
+      {{"format", "pt"}, {"mixq_seed", std::to_string(seed)}});
   if (!header)
     return header.takeError();
-  Expected<std::unique_ptr<llvm::raw_fd_ostream>> os = createOutput(weightsPath);
+  Expected<std::unique_ptr<llvm::raw_fd_ostream>> os =
+      createOutput(weightsPath);
   if (!os)
     return os.takeError();
   **os << *header;

@@ -1,4 +1,4 @@
-//===- CheckpointTest.cpp - format dispatch and config-only tests -*- C++ -*-===//
+//===- CheckpointTest.cpp - open() and config-only --------------*- C++ -*-===//
 
 #include "TestUtil.h"
 

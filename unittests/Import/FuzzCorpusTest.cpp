@@ -1,4 +1,4 @@
-//===- FuzzCorpusTest.cpp - fuzz target bodies over the seed corpus -*- C++ -*-===//
+//===- FuzzCorpusTest.cpp - fuzz bodies on corpus ---------------*- C++ -*-===//
 //
 // Runs the bodies of the libFuzzer targets (fuzz/FuzzTargets.cpp) over the
 // committed seed corpora, so the g++ build exercises them too.

@@ -13,8 +13,8 @@ using namespace mixq::test;
 namespace {
 
 struct Header {
-  int32_t dim = 8, hidden = 12, layers = 2, heads = 2, kvHeads = 1,
-          vocab = 10, seq = 4;
+  int32_t dim = 8, hidden = 12, layers = 2, heads = 2, kvHeads = 1, vocab = 10,
+          seq = 4;
 };
 
 /// Number of fp32 values after the header of a well-formed file.
@@ -29,8 +29,8 @@ int64_t numFloats(const Header &h) {
 /// A llama2.c file whose i-th float is `i` (so offsets can be checked), with
 /// `delta` floats added (or removed when negative).
 std::string llama2cBytes(const Header &h, int64_t delta = 0) {
-  int32_t fields[7] = {h.dim, h.hidden, h.layers, h.heads,
-                       h.kvHeads, h.vocab, h.seq};
+  int32_t fields[7] = {h.dim,     h.hidden, h.layers, h.heads,
+                       h.kvHeads, h.vocab,  h.seq};
   std::string out(reinterpret_cast<const char *>(fields), sizeof(fields));
   // Absurd headers get no data at all (their size would not fit in memory).
   int64_t n = h.dim > 4096 || h.hidden > 4096
@@ -75,7 +75,8 @@ TEST(Llama2c, SharedClassifierLayout) {
 
   // Offsets follow llama2.c's order: embedding (80 floats), rms_att (2x8),
   // wq (2x64), wk (2x32), ...
-  std::vector<float> emb = llvm::cantFail(ckpt->readF32("model.embed_tokens.weight"));
+  std::vector<float> emb =
+      llvm::cantFail(ckpt->readF32("model.embed_tokens.weight"));
   ASSERT_EQ(emb.size(), 80u);
   EXPECT_EQ(emb[79], 79.0f);
   std::vector<float> rms1 =
@@ -165,22 +166,28 @@ TEST_P(Llama2cErrors, NamesTheProblem) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, Llama2cErrors,
-    ::testing::Values(
-        BadFile{Header(), -1, "truncated llama2.c checkpoint"},
-        BadFile{Header(), 3, "oversized llama2.c checkpoint"},
-        BadFile{with([](Header &h) { h.dim = 0; }), 0,
-                "dim must be positive, got 0"},
-        BadFile{with([](Header &h) { h.layers = -3; }), 0,
-                "n_layers must be positive, got -3"},
-        BadFile{with([](Header &h) { h.vocab = 0; }), 0, "vocab_size is 0"},
-        BadFile{with([](Header &h) { h.heads = 3; }), 0,
-                "dim 8 is not a multiple of n_heads 3"},
-        BadFile{with([](Header &h) { h.kvHeads = 4; }), 0,
-                "n_heads 2 is not a multiple of n_kv_heads 4"},
-        BadFile{with([](Header &h) { h.heads = 8; h.kvHeads = 8; }), 0,
-                "head size 1 is odd"},
-        BadFile{with([](Header &h) { h.dim = 1 << 20; h.hidden = 1 << 20; }),
-                0, "truncated llama2.c checkpoint"}));
+    ::testing::Values(BadFile{Header(), -1, "truncated llama2.c checkpoint"},
+                      BadFile{Header(), 3, "oversized llama2.c checkpoint"},
+                      BadFile{with([](Header &h) { h.dim = 0; }), 0,
+                              "dim must be positive, got 0"},
+                      BadFile{with([](Header &h) { h.layers = -3; }), 0,
+                              "n_layers must be positive, got -3"},
+                      BadFile{with([](Header &h) { h.vocab = 0; }), 0,
+                              "vocab_size is 0"},
+                      BadFile{with([](Header &h) { h.heads = 3; }), 0,
+                              "dim 8 is not a multiple of n_heads 3"},
+                      BadFile{with([](Header &h) { h.kvHeads = 4; }), 0,
+                              "n_heads 2 is not a multiple of n_kv_heads 4"},
+                      BadFile{with([](Header &h) {
+                                h.heads = 8;
+                                h.kvHeads = 8;
+                              }),
+                              0, "head size 1 is odd"},
+                      BadFile{with([](Header &h) {
+                                h.dim = 1 << 20;
+                                h.hidden = 1 << 20;
+                              }),
+                              0, "truncated llama2.c checkpoint"}));
 
 TEST(Llama2c, ShorterThanHeader) {
   TempDir dir;
@@ -193,8 +200,8 @@ TEST(Llama2c, ShorterThanHeader) {
 
 TEST(Llama2c, ParserRejectsHugeHeaderWithoutAllocating) {
   // Sizes whose product overflows 64 bits must be rejected, not wrapped.
-  int32_t fields[7] = {1 << 30, 2147483647, 65536, 2, 2, -2147483647,
-                       2147483647};
+  int32_t fields[7] = {1 << 30, 2147483647,  65536,     2,
+                       2,       -2147483647, 2147483647};
   std::string bytes(reinterpret_cast<const char *>(fields), sizeof(fields));
   std::string msg = errorOf(parseLlama2cHeader("mem", bytes, 1 << 20));
   EXPECT_NE(msg.find("mem: bad llama2.c header: the sizes overflow"),
@@ -251,8 +258,7 @@ TEST(Llama2c, Stories260KMatchesHuggingFaceExport) {
   ASSERT_TRUE(bool(bytes));
   std::vector<float> unpermuted =
       llvm::cantFail(decodeTensor(raw, (*bytes)->getBuffer()));
-  EXPECT_NE(unpermuted,
-            llvm::cantFail((*b)->readF32(raw.name)));
+  EXPECT_NE(unpermuted, llvm::cantFail((*b)->readF32(raw.name)));
 }
 
 } // namespace

@@ -43,12 +43,18 @@ TEST(ModelConfig, ParsesStories260KShape) {
   EXPECT_EQ(c.layers[4].numKVHeads, 4);
   // The README of ../shared/data gives 260,032 parameters.
   EXPECT_EQ(c.numParameters(), 260032);
-  EXPECT_EQ(c.projectionShape(0, "q_proj"), std::make_pair(int64_t(64), int64_t(64)));
-  EXPECT_EQ(c.projectionShape(0, "k_proj"), std::make_pair(int64_t(64), int64_t(32)));
-  EXPECT_EQ(c.projectionShape(0, "down_proj"), std::make_pair(int64_t(172), int64_t(64)));
-  EXPECT_EQ(c.projectionShape(0, "gate_proj"), std::make_pair(int64_t(64), int64_t(172)));
-  EXPECT_EQ(c.projectionShape(7, "q_proj"), std::make_pair(int64_t(0), int64_t(0)));
-  EXPECT_EQ(c.projectionShape(0, "bogus"), std::make_pair(int64_t(0), int64_t(0)));
+  EXPECT_EQ(c.projectionShape(0, "q_proj"),
+            std::make_pair(int64_t(64), int64_t(64)));
+  EXPECT_EQ(c.projectionShape(0, "k_proj"),
+            std::make_pair(int64_t(64), int64_t(32)));
+  EXPECT_EQ(c.projectionShape(0, "down_proj"),
+            std::make_pair(int64_t(172), int64_t(64)));
+  EXPECT_EQ(c.projectionShape(0, "gate_proj"),
+            std::make_pair(int64_t(64), int64_t(172)));
+  EXPECT_EQ(c.projectionShape(7, "q_proj"),
+            std::make_pair(int64_t(0), int64_t(0)));
+  EXPECT_EQ(c.projectionShape(0, "bogus"),
+            std::make_pair(int64_t(0), int64_t(0)));
 }
 
 TEST(ModelConfig, Llama2_7BInput) {
@@ -81,8 +87,10 @@ TEST(ModelConfig, Defaults) {
 TEST(ModelConfig, ExplicitHeadDim) {
   ModelConfig c = llvm::cantFail(parse(withExtra(R"(, "head_dim": 16)")));
   EXPECT_EQ(c.headDim, 16);
-  EXPECT_EQ(c.projectionShape(1, "q_proj"), std::make_pair(int64_t(64), int64_t(128)));
-  EXPECT_EQ(c.projectionShape(1, "o_proj"), std::make_pair(int64_t(128), int64_t(64)));
+  EXPECT_EQ(c.projectionShape(1, "q_proj"),
+            std::make_pair(int64_t(64), int64_t(128)));
+  EXPECT_EQ(c.projectionShape(1, "o_proj"),
+            std::make_pair(int64_t(128), int64_t(64)));
 }
 
 TEST(ModelConfig, PrunedLayers) {
@@ -93,10 +101,14 @@ TEST(ModelConfig, PrunedLayers) {
     {"num_heads": 4, "num_key_value_heads": 2, "intermediate_size": 50},
     {"num_heads": 8, "num_key_value_heads": 4, "intermediate_size": 172}])")));
   EXPECT_EQ(c.layers[1].numHeads, 6);
-  EXPECT_EQ(c.projectionShape(1, "q_proj"), std::make_pair(int64_t(64), int64_t(48)));
-  EXPECT_EQ(c.projectionShape(1, "v_proj"), std::make_pair(int64_t(64), int64_t(24)));
-  EXPECT_EQ(c.projectionShape(3, "up_proj"), std::make_pair(int64_t(64), int64_t(50)));
-  EXPECT_EQ(c.projectionShape(3, "down_proj"), std::make_pair(int64_t(50), int64_t(64)));
+  EXPECT_EQ(c.projectionShape(1, "q_proj"),
+            std::make_pair(int64_t(64), int64_t(48)));
+  EXPECT_EQ(c.projectionShape(1, "v_proj"),
+            std::make_pair(int64_t(64), int64_t(24)));
+  EXPECT_EQ(c.projectionShape(3, "up_proj"),
+            std::make_pair(int64_t(64), int64_t(50)));
+  EXPECT_EQ(c.projectionShape(3, "down_proj"),
+            std::make_pair(int64_t(50), int64_t(64)));
   // Layer 1: q 64*48, k/v 64*24 each, o 48*64, mlp 3*64*100, norms 128.
   int64_t unpruned = 260032;
   int64_t layer1 = 64 * 48 * 2 + 64 * 24 * 2 + 3 * 64 * 100;
@@ -140,8 +152,8 @@ class ModelConfigErrors : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(ModelConfigErrors, NamesTheProblem) {
   const BadConfig &b = GetParam();
-  std::string text = b.whole ? std::string(b.extraOrWhole)
-                             : withExtra(b.extraOrWhole);
+  std::string text =
+      b.whole ? std::string(b.extraOrWhole) : withExtra(b.extraOrWhole);
   std::string msg = errorOf(parse(text));
   EXPECT_NE(msg.find("test.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find(b.message), std::string::npos) << msg;
@@ -179,22 +191,27 @@ INSTANTIATE_TEST_SUITE_P(
                   "key 'mixq_layers' must be an array"},
         BadConfig{R"(, "mixq_layers": [{"num_heads": 8,
           "num_key_value_heads": 4, "intermediate_size": 10}])",
-                  false, "'mixq_layers' has 1 entries but num_hidden_layers is 5"},
+                  false,
+                  "'mixq_layers' has 1 entries but num_hidden_layers is 5"},
         BadConfig{R"(, "mixq_layers": [1,2,3,4,5])", false,
                   "key 'mixq_layers[0]' must be an object"},
         BadConfig{R"(, "mixq_layers": [{"num_heads": 8,
           "intermediate_size": 10}])",
-                  false, "missing required key 'mixq_layers[0].num_key_value_heads'"},
+                  false,
+                  "missing required key 'mixq_layers[0].num_key_value_heads'"},
         BadConfig{R"(, "num_hidden_layers": 2, "mixq_layers": [
           {"num_heads": 8, "num_key_value_heads": 4, "intermediate_size": 10},
           {"num_heads": 6, "num_key_value_heads": 4, "intermediate_size": 10}])",
-                  false, "mixq_layers[1].num_attention_heads (6) is not a multiple"},
-        BadConfig{R"(, "num_attention_heads": 7)", false,
-                  "hidden_size (64) is not a multiple of num_attention_heads (7)"}));
+                  false,
+                  "mixq_layers[1].num_attention_heads (6) is not a multiple"},
+        BadConfig{
+            R"(, "num_attention_heads": 7)", false,
+            "hidden_size (64) is not a multiple of num_attention_heads (7)"}));
 
 TEST(ModelConfig, FileErrors) {
   TempDir dir;
-  std::string msg = errorOf(ModelConfig::fromHFConfigFile(dir.path("none.json")));
+  std::string msg =
+      errorOf(ModelConfig::fromHFConfigFile(dir.path("none.json")));
   EXPECT_NE(msg.find("none.json: cannot read"), std::string::npos) << msg;
   writeFile(dir.path("bad.json"), "{\"hidden_size\": 64,");
   msg = errorOf(ModelConfig::fromHFConfigFile(dir.path("bad.json")));

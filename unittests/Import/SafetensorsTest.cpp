@@ -30,7 +30,8 @@ std::vector<TensorData> modelTensors(const ModelConfig &cfg) {
     int64_t n = 1;
     for (int64_t d : s.shape)
       n *= d;
-    out.push_back({s.name, DType::F32, s.shape, f32Bytes(valuesFor(s.name, n))});
+    out.push_back(
+        {s.name, DType::F32, s.shape, f32Bytes(valuesFor(s.name, n))});
   }
   return out;
 }
@@ -104,18 +105,19 @@ TEST(Safetensors, GenericDTypes) {
   int32_t i32[] = {-70000, 123456};
   int64_t i64[] = {-5, 1LL << 40};
   double f64[] = {0.25, -1e10};
-  uint16_t f16[] = {0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00};   // 1, -2, 2^-24, 65504, inf
-  uint16_t bf16[] = {0x3f80, 0xc0a0, 0x0000, 0x8000, 0x7f80}; // 1, -5, 0, -0, inf
-  std::vector<TensorData> ts = {
-      {"i8", DType::I8, {2}, raw(i8, 2)},
-      {"u8", DType::U8, {2}, raw(u8, 2)},
-      {"i16", DType::I16, {2}, raw(i16, 4)},
-      {"i32", DType::I32, {1, 2}, raw(i32, 8)},
-      {"i64", DType::I64, {2}, raw(i64, 16)},
-      {"f64", DType::F64, {2}, raw(f64, 16)},
-      {"f16", DType::F16, {5}, raw(f16, 10)},
-      {"bf16", DType::BF16, {5}, raw(bf16, 10)},
-      {"empty", DType::F32, {0, 4}, {}}};
+  uint16_t f16[] = {0x3c00, 0xc000, 0x0001, 0x7bff,
+                    0x7c00}; // 1, -2, 2^-24, 65504, inf
+  uint16_t bf16[] = {0x3f80, 0xc0a0, 0x0000, 0x8000,
+                     0x7f80}; // 1, -5, 0, -0, inf
+  std::vector<TensorData> ts = {{"i8", DType::I8, {2}, raw(i8, 2)},
+                                {"u8", DType::U8, {2}, raw(u8, 2)},
+                                {"i16", DType::I16, {2}, raw(i16, 4)},
+                                {"i32", DType::I32, {1, 2}, raw(i32, 8)},
+                                {"i64", DType::I64, {2}, raw(i64, 16)},
+                                {"f64", DType::F64, {2}, raw(f64, 16)},
+                                {"f16", DType::F16, {5}, raw(f16, 10)},
+                                {"bf16", DType::BF16, {5}, raw(bf16, 10)},
+                                {"empty", DType::F32, {0, 4}, {}}};
   ASSERT_FALSE(bool(writeSafetensors(path, ts)));
   auto ckpt = Checkpoint::openTensorFile(path);
   ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
@@ -130,7 +132,8 @@ TEST(Safetensors, GenericDTypes) {
   EXPECT_EQ(read("i64"), (std::vector<float>{-5, 1099511627776.0f}));
   EXPECT_EQ(read("f64"), (std::vector<float>{0.25f, -1e10f}));
   float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(read("f16"), (std::vector<float>{1, -2, 5.9604645e-08f, 65504, inf}));
+  EXPECT_EQ(read("f16"),
+            (std::vector<float>{1, -2, 5.9604645e-08f, 65504, inf}));
   EXPECT_EQ(read("bf16"), (std::vector<float>{1, -5, 0, -0.0f, inf}));
   EXPECT_TRUE(read("empty").empty());
   EXPECT_EQ(c.find("i32")->shape, (std::vector<int64_t>{1, 2}));
@@ -184,8 +187,9 @@ TEST_P(SafetensorsErrors, NamesFileAndProblem) {
 
 std::string entry(const char *name, const char *dtype, const char *shape,
                   uint64_t b, uint64_t e) {
-  return llvm::formatv(R"("{0}": {{"dtype": "{1}", "shape": {2}, "data_offsets": [{3}, {4}]})",
-                       name, dtype, shape, b, e)
+  return llvm::formatv(
+             R"("{0}": {{"dtype": "{1}", "shape": {2}, "data_offsets": [{3}, {4}]})",
+             name, dtype, shape, b, e)
       .str();
 }
 
@@ -205,8 +209,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "the JSON header must be an object"},
         BadHeader{"UnknownDType", obj({entry("a", "F8_E4M3", "[4]", 0, 4)}), 4,
                   "tensor 'a': unknown dtype 'F8_E4M3'"},
-        BadHeader{"SpanMismatch", obj({entry("a", "F32", "[2, 2]", 0, 12)}), 12,
-                  "shape [2, 2] of F32 needs 16 bytes but data_offsets span 12"},
+        BadHeader{
+            "SpanMismatch", obj({entry("a", "F32", "[2, 2]", 0, 12)}), 12,
+            "shape [2, 2] of F32 needs 16 bytes but data_offsets span 12"},
         BadHeader{"OutOfRange", obj({entry("a", "F32", "[4]", 0, 16)}), 8,
                   "data_offsets [0, 16] are out of range: the data section "
                   "has 8 bytes"},
@@ -230,15 +235,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadHeader{"MissingDType",
                   R"({"a": {"shape": [1], "data_offsets": [0, 4]}})", 4,
                   "tensor 'a': missing string 'dtype'"},
-        BadHeader{"BadShape",
-                  R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})",
-                  4, "shape entries must be non-negative integers"},
+        BadHeader{
+            "BadShape",
+            R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})",
+            4, "shape entries must be non-negative integers"},
         BadHeader{"ShapeOverflow",
                   obj({entry("a", "F32", "[4294967296, 4294967296]", 0, 4)}), 4,
                   "shape overflows"},
-        BadHeader{"BadOffsets",
-                  R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})",
-                  4, "'data_offsets' must be two non-negative integers"},
+        BadHeader{
+            "BadOffsets",
+            R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})", 4,
+            "'data_offsets' must be two non-negative integers"},
         BadHeader{"EntryNotObject", R"({"a": 3})", 0,
                   "tensor 'a': header entry must be an object"},
         BadHeader{"BadMetadata", R"({"__metadata__": {"format": 1}})", 0,
@@ -265,12 +272,14 @@ TEST(Safetensors, TruncatedFiles) {
             std::string::npos)
       << msg;
   // Data cut short: the last tensor runs past the end.
-  std::string full = safetensorsBytes(obj({entry("a", "F32", "[4]", 0, 16)}), 16);
+  std::string full =
+      safetensorsBytes(obj({entry("a", "F32", "[4]", 0, 16)}), 16);
   writeFile(path, full.substr(0, full.size() - 5));
   msg = errorOf(Checkpoint::openTensorFile(path));
   EXPECT_NE(msg.find("are out of range"), std::string::npos) << msg;
   // Huge declared header, file large enough to pass the first check.
-  msg = errorOf(parseSafetensorsHeaderSize("mem", le64(200u << 20), 1ull << 40));
+  msg =
+      errorOf(parseSafetensorsHeaderSize("mem", le64(200u << 20), 1ull << 40));
   EXPECT_NE(msg.find("exceeds the 100 MiB limit"), std::string::npos) << msg;
   msg = errorOf(Checkpoint::openTensorFile(dir.path("absent.safetensors")));
   EXPECT_NE(msg.find("absent.safetensors: cannot open"), std::string::npos)
@@ -357,10 +366,14 @@ TEST(Safetensors, TiedModelMayStoreLMHead) {
   ModelConfig cfg = tinyConfig(/*tied=*/true);
   writeConfig(dir, cfg);
   std::vector<TensorData> ts = modelTensors(cfg);
-  ts.push_back({"lm_head.weight", DType::F32, {32, 16},
+  ts.push_back({"lm_head.weight",
+                DType::F32,
+                {32, 16},
                 f32Bytes(std::vector<float>(32 * 16, 0.5f))});
-  ts.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", DType::F32,
-                {2}, f32Bytes({1, 2})});
+  ts.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq",
+                DType::F32,
+                {2},
+                f32Bytes({1, 2})});
   ASSERT_FALSE(bool(writeSafetensors(dir.path("model.safetensors"), ts)));
   auto ckpt = Checkpoint::open(dir.path());
   ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
@@ -379,8 +392,8 @@ TEST(Safetensors, TiedModelMayStoreLMHead) {
 
 TEST(Safetensors, NoConfigBeside) {
   TempDir dir;
-  ASSERT_FALSE(bool(writeSafetensors(dir.path("w.safetensors"),
-                                     modelTensors(tinyConfig()))));
+  ASSERT_FALSE(bool(
+      writeSafetensors(dir.path("w.safetensors"), modelTensors(tinyConfig()))));
   std::string msg = errorOf(Checkpoint::open(dir.path("w.safetensors")));
   EXPECT_NE(msg.find("no config.json beside it"), std::string::npos) << msg;
 }
@@ -406,9 +419,9 @@ std::string writeSharded(const TempDir &dir, const ModelConfig &cfg) {
     map[t.name] = "model-00002-of-00002.safetensors";
   std::string text;
   llvm::raw_string_ostream os(text);
-  os << llvm::json::Value(llvm::json::Object{
-      {"metadata", llvm::json::Object{{"total_size", 1234}}},
-      {"weight_map", std::move(map)}});
+  os << llvm::json::Value(
+      llvm::json::Object{{"metadata", llvm::json::Object{{"total_size", 1234}}},
+                         {"weight_map", std::move(map)}});
   os.flush();
   writeFile(dir.path("model.safetensors.index.json"), text);
   return text;
@@ -469,10 +482,12 @@ TEST(Safetensors, ShardErrors) {
                        ""),
               "the index maps it to no shard");
   // The index names a tensor its shard does not hold.
-  expectError(replaced("\"model.norm.weight\"", "\"model.extra.weight\":"
-                       "\"model-00002-of-00002.safetensors\",\"model.norm.weight\""),
-              "the index maps tensor 'model.extra.weight' to shard "
-              "'model-00002-of-00002.safetensors', which does not hold it");
+  expectError(
+      replaced("\"model.norm.weight\"",
+               "\"model.extra.weight\":"
+               "\"model-00002-of-00002.safetensors\",\"model.norm.weight\""),
+      "the index maps tensor 'model.extra.weight' to shard "
+      "'model-00002-of-00002.safetensors', which does not hold it");
 }
 
 TEST(Safetensors, DuplicateKeyScanner) {

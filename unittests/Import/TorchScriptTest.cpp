@@ -75,8 +75,8 @@ TEST(TorchScript, HuggingFaceNamesWithConfig) {
     std::vector<float> got = llvm::cantFail((*ckpt)->readF32(name));
     at::Tensor want = t.to(torch::kBFloat16).to(torch::kFloat).contiguous();
     ASSERT_EQ(got.size(), static_cast<size_t>(want.numel()));
-    EXPECT_EQ(0, std::memcmp(got.data(), want.data_ptr<float>(),
-                             got.size() * 4))
+    EXPECT_EQ(0,
+              std::memcmp(got.data(), want.data_ptr<float>(), got.size() * 4))
         << name;
   }
 }

@@ -1,4 +1,4 @@
-//===- WriterTest.cpp - safetensors and random checkpoint writers -*- C++ -*-===//
+//===- WriterTest.cpp - safetensors/random writers --------------*- C++ -*-===//
 
 #include "TestUtil.h"
 
@@ -49,7 +49,8 @@ TEST_P(RandomCheckpoint, RoundTrips) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, RandomCheckpoint,
-                         ::testing::Values(DType::F32, DType::BF16, DType::F16));
+                         ::testing::Values(DType::F32, DType::BF16,
+                                           DType::F16));
 
 TEST(RandomCheckpoint, DeterministicPerSeed) {
   TempDir a, b, c;
@@ -118,10 +119,11 @@ TEST(WriteSafetensors, Errors) {
   EXPECT_NE(msg.find("tensor 'a' has 3 bytes, its shape and dtype need 12"),
             std::string::npos)
       << msg;
-  msg = errorOf(writeSafetensors(path, {{"a", DType::U8, {1}, {1}},
-                                        {"a", DType::U8, {1}, {2}}}));
+  msg = errorOf(writeSafetensors(
+      path, {{"a", DType::U8, {1}, {1}}, {"a", DType::U8, {1}, {2}}}));
   EXPECT_NE(msg.find("duplicate tensor name 'a'"), std::string::npos) << msg;
-  msg = errorOf(writeSafetensors(path, {{"__metadata__", DType::U8, {1}, {1}}}));
+  msg =
+      errorOf(writeSafetensors(path, {{"__metadata__", DType::U8, {1}, {1}}}));
   EXPECT_NE(msg.find("invalid tensor name"), std::string::npos) << msg;
   msg = errorOf(writeSafetensors(dir.path("no/such/dir.safetensors"),
                                  {{"a", DType::U8, {1}, {1}}}));
@@ -136,8 +138,8 @@ TEST(WriteSafetensors, MetadataRoundTrip) {
   SafetensorsHeader h =
       llvm::cantFail(parseSafetensorsBuffer(path, readFile(path)));
   ASSERT_EQ(h.metadata.size(), 2u);
-  EXPECT_EQ(h.metadata[0], std::make_pair(std::string("format"),
-                                          std::string("pt")));
+  EXPECT_EQ(h.metadata[0],
+            std::make_pair(std::string("format"), std::string("pt")));
   EXPECT_EQ(h.metadata[1].second, "v");
 }
 
