@@ -345,6 +345,9 @@ Error ModelConfig::validate(StringRef origin) {
   }
   if (Error err = checkSize(origin, "head_dim", headDim))
     return err;
+  if (headDim % 2 != 0)
+    return configError(origin, "head_dim " + Twine(headDim) +
+                                   " is odd; rotary embeddings need pairs");
   if (Error err = checkHeads(origin, "", numHeads, numKVHeads))
     return err;
   if (!(rmsNormEps > 0) || !std::isfinite(rmsNormEps))

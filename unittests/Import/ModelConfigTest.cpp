@@ -204,6 +204,8 @@ INSTANTIATE_TEST_SUITE_P(
           {"num_heads": 6, "num_key_value_heads": 4, "intermediate_size": 10}])",
                   false,
                   "mixq_layers[1].num_attention_heads (6) is not a multiple"},
+        BadConfig{R"(, "head_dim": 5)", false,
+                  "head_dim 5 is odd; rotary embeddings need pairs"},
         BadConfig{
             R"(, "num_attention_heads": 7)", false,
             "hidden_size (64) is not a multiple of num_attention_heads (7)"}));
