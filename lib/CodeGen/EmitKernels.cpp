@@ -1,0 +1,172 @@
+//===- EmitKernels.cpp - one CUDA kernel per linear specialisation -*- C++ -*-===//
+//
+// Collects the KernelKey of every configured mixq.linear, writes the shared
+// kernels once each (OUT/kernels/NAME.cu), the launcher header, the registry
+// and manifest.json, and tags each linear with `mixq.kernel = "NAME"`.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaSource.h"
+
+#include "mixq/CodeGen/Passes.h"
+#include "mixq/Transforms/ModelInfo.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <map>
+
+using namespace mlir;
+
+namespace mixq {
+#define GEN_PASS_DEF_MIXQEMITKERNELSPASS
+#include "mixq/CodeGen/Passes.h.inc"
+} // namespace mixq
+
+using namespace mixq;
+using codegen::KernelKey;
+
+namespace {
+
+/// A kernel and the linears that use it.
+struct KernelUse {
+  KernelKey key;
+  llvm::json::Array linears;
+};
+
+struct EmitKernelsPass
+    : public mixq::impl::MixQEmitKernelsPassBase<EmitKernelsPass> {
+  using MixQEmitKernelsPassBase::MixQEmitKernelsPassBase;
+  void runOnOperation() override;
+
+private:
+  LogicalResult collect(std::map<std::string, KernelUse> &kernels);
+  LogicalResult writeFile(StringRef dir, StringRef name,
+                          llvm::function_ref<void(raw_ostream &)> write);
+};
+
+} // namespace
+
+/// True if the linear has something to fuse (a quantized base or an
+/// adapter); an f32 linear without adapter is a plain GEMM for cuBLAS.
+static bool isConfigured(LinearOp op) {
+  return op.getQuantAttr() || op.getAdapterAttr();
+}
+
+/// The linear as the manifest lists it: layer, role and weight name.
+static llvm::json::Object describeLinear(LinearOp op) {
+  llvm::json::Object o{{"role", op.getRole()},
+                       {"weight", op.getWeight().getLeafReference().str()}};
+  if (op.getRole() != "lm_head")
+    o["layer"] = int64_t(op.getLayer());
+  return o;
+}
+
+LogicalResult
+EmitKernelsPass::collect(std::map<std::string, KernelUse> &kernels) {
+  Builder b(&getContext());
+  WalkResult r = getOperation().walk([&](LinearOp op) -> WalkResult {
+    if (!isConfigured(op)) {
+      op->removeAttr("mixq.kernel");
+      return WalkResult::advance();
+    }
+    llvm::Expected<KernelKey> key = KernelKey::fromSpec(
+        linearSpecOf(op), op.getOutFeatures(), op.getInFeatures());
+    if (!key) {
+      op.emitError("mixq-emit-kernels: ") << llvm::toString(key.takeError());
+      return WalkResult::interrupt();
+    }
+    std::string name = key->name();
+    KernelUse &use = kernels[name];
+    use.key = *key;
+    use.linears.push_back(describeLinear(op));
+    op->setAttr("mixq.kernel", b.getStringAttr(name));
+    return WalkResult::advance();
+  });
+  return failure(r.wasInterrupted());
+}
+
+/// Writes `dir`/`name` through a temporary file and a rename.
+LogicalResult
+EmitKernelsPass::writeFile(StringRef dir, StringRef name,
+                           llvm::function_ref<void(raw_ostream &)> write) {
+  SmallString<256> path(dir);
+  llvm::sys::path::append(path, name);
+  std::string tmp = (path + ".tmp").str();
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(tmp, ec, llvm::sys::fs::OF_Text);
+    if (ec)
+      return getOperation().emitError("cannot write ")
+             << tmp << ": " << ec.message();
+    write(os);
+    os.close();
+    if (os.has_error())
+      return getOperation().emitError("cannot write ")
+             << tmp << ": " << os.error().message();
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(tmp, path))
+    return getOperation().emitError("cannot rename ")
+           << tmp << " to " << path << ": " << ec.message();
+  return success();
+}
+
+void EmitKernelsPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  if (out.empty()) {
+    module.emitError("mixq-emit-kernels needs out=DIR");
+    return signalPassFailure();
+  }
+  std::map<std::string, KernelUse> kernels;
+  if (failed(collect(kernels)))
+    return signalPassFailure();
+
+  SmallString<256> dir(out);
+  llvm::sys::path::append(dir, "kernels");
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir)) {
+    module.emitError("cannot create ") << dir << ": " << ec.message();
+    return signalPassFailure();
+  }
+
+  SmallVector<KernelKey> keys;
+  llvm::json::Object entries;
+  for (auto &[name, use] : kernels) {
+    keys.push_back(use.key);
+    llvm::json::Object e = use.key.toJSON();
+    e["file"] = name + ".cu";
+    e["linears"] = std::move(use.linears);
+    entries[name] = std::move(e);
+    if (failed(writeFile(dir, name + ".cu", [&](raw_ostream &os) {
+          codegen::writeKernelSource(use.key, os);
+        })))
+      return signalPassFailure();
+  }
+  llvm::json::Object manifest{
+      {"version", 1},
+      {"header", "mixq_kernels.h"},
+      {"registry", "registry.cu"},
+      {"unity", "all.cu"},
+      {"arch", llvm::json::Array{"sm_80", "sm_90"}},
+      {"nvcc", "nvcc -std=c++17 -gencode arch=compute_80,code=sm_80 "
+               "-gencode arch=compute_90,code=sm_90"},
+      {"kernels", std::move(entries)}};
+  if (failed(writeFile(dir, "mixq_kernels.h",
+                       [&](raw_ostream &os) {
+                         codegen::writeKernelHeader(keys, os);
+                       })) ||
+      failed(writeFile(dir, "registry.cu",
+                       [&](raw_ostream &os) {
+                         codegen::writeKernelRegistry(keys, os);
+                       })) ||
+      failed(writeFile(dir, "all.cu",
+                       [&](raw_ostream &os) {
+                         codegen::writeKernelUnity(keys, os);
+                       })) ||
+      failed(writeFile(dir, "manifest.json", [&](raw_ostream &os) {
+        os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest)))
+           << "\n";
+      })))
+    return signalPassFailure();
+}
