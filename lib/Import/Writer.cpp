@@ -14,8 +14,10 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 using namespace mixq;
 using namespace mixq::detail;
@@ -198,26 +200,46 @@ void encode(const float *in, size_t n, DType dtype, std::vector<char> &out) {
   }
 }
 
-/// Streams one tensor's values in chunks.
+constexpr uint64_t kChunk = uint64_t(1) << 20;
+
+/// Encoded bytes of chunk `chunk` (kChunk elements, fewer at the end) of
+/// tensor `t`. Each chunk has its own generator, seeded from the run seed,
+/// the tensor name and the chunk index, so chunks can be made in parallel and
+/// the bytes depend on nothing else.
+void makeChunk(const TensorSpec &t, uint64_t seed, uint64_t numel,
+               uint64_t chunk, std::vector<char> &bytes) {
+  size_t n = static_cast<size_t>(std::min(kChunk, numel - chunk * kChunk));
+  std::vector<float> values(n);
+  if (StringRef(t.name).ends_with("norm.weight")) {
+    std::fill(values.begin(), values.end(), 1.0f);
+  } else {
+    uint64_t s = tensorSeed(seed, t.name) + chunk * 0x9e3779b97f4a7c15ULL;
+    NormalGenerator(splitMix64(s)).fill(values.data(), n, 0.02f);
+  }
+  encode(values.data(), n, t.dtype, bytes);
+}
+
+/// Streams one tensor, a batch of chunks (one per thread) at a time: memory
+/// stays at a few MB per thread whatever the tensor size.
 void writeTensor(llvm::raw_ostream &os, const TensorSpec &t, uint64_t seed) {
-  constexpr size_t kChunk = size_t(1) << 20;
   uint64_t numel = 1;
   for (int64_t d : t.shape)
     numel *= d;
-  bool isNorm = StringRef(t.name).ends_with("norm.weight");
-  NormalGenerator gen(tensorSeed(seed, t.name));
-  std::vector<float> values;
-  std::vector<char> bytes;
-  for (uint64_t done = 0; done < numel;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, numel - done));
-    values.resize(n);
-    if (isNorm)
-      std::fill(values.begin(), values.end(), 1.0f);
-    else
-      gen.fill(values.data(), n, 0.02f);
-    encode(values.data(), n, t.dtype, bytes);
-    os.write(bytes.data(), bytes.size());
-    done += n;
+  uint64_t numChunks = (numel + kChunk - 1) / kChunk;
+  unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
+  std::vector<std::vector<char>> bytes(threads);
+  for (uint64_t first = 0; first < numChunks; first += threads) {
+    unsigned n =
+        static_cast<unsigned>(std::min<uint64_t>(threads, numChunks - first));
+    std::vector<std::thread> pool;
+    for (unsigned k = 1; k < n; ++k)
+      pool.emplace_back(
+          [&, k] { makeChunk(t, seed, numel, first + k, bytes[k]); });
+    makeChunk(t, seed, numel, first, bytes[0]);
+    for (std::thread &th : pool)
+      th.join();
+    for (unsigned k = 0; k < n; ++k)
+      os.write(bytes[k].data(), bytes[k].size());
   }
 }
 

@@ -65,6 +65,30 @@ TEST(RandomCheckpoint, DeterministicPerSeed) {
   EXPECT_EQ(wa.size(), readFile(c.path("model.safetensors")).size());
 }
 
+TEST(RandomCheckpoint, MultiChunkTensorsAreDeterministic) {
+  // The embedding (66000 x 16) spans two generator chunks of 2^20 values,
+  // which may be generated on different threads.
+  TempDir a, b;
+  ModelConfig cfg = tinyConfig();
+  cfg.vocabSize = 66000;
+  ASSERT_FALSE(bool(writeRandomCheckpoint(cfg, a.path(), 5)));
+  ASSERT_FALSE(bool(writeRandomCheckpoint(cfg, b.path(), 5)));
+  EXPECT_EQ(readFile(a.path("model.safetensors")),
+            readFile(b.path("model.safetensors")));
+  auto ckpt = llvm::cantFail(Checkpoint::open(a.path()));
+  std::vector<float> emb =
+      llvm::cantFail(ckpt->readF32("model.embed_tokens.weight"));
+  ASSERT_EQ(emb.size(), 66000u * 16);
+  const size_t chunk = size_t(1) << 20;
+  std::vector<float> head(emb.begin(), emb.begin() + 1000);
+  std::vector<float> second(emb.begin() + chunk, emb.begin() + chunk + 1000);
+  EXPECT_NE(head, second);
+  double sumSq = 0;
+  for (size_t i = chunk; i < emb.size(); ++i)
+    sumSq += double(emb[i]) * emb[i];
+  EXPECT_NEAR(std::sqrt(sumSq / (emb.size() - chunk)), 0.02, 0.001);
+}
+
 TEST(RandomCheckpoint, BF16IsRoundedF32) {
   TempDir a, b;
   ModelConfig cfg = tinyConfig();
