@@ -122,10 +122,13 @@ Expected<std::unique_ptr<Checkpoint>> openDirectory(StringRef dir) {
                           "model.safetensors.index.json in this directory");
 }
 
-/// Reads up to 8 leading bytes of `path` to guess its format.
+/// Reads up to 16 leading bytes of `path` to guess its format.
 std::string sniff(StringRef path) {
+  uint64_t size = 0;
+  if (llvm::sys::fs::file_size(path, size) || size == 0)
+    return "";
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buf =
-      llvm::MemoryBuffer::getFileSlice(path, 16, 0);
+      llvm::MemoryBuffer::getFileSlice(path, std::min<uint64_t>(size, 16), 0);
   if (!buf)
     return "";
   return (*buf)->getBuffer().str();

@@ -142,8 +142,9 @@ uint64_t splitMix64(uint64_t &state) {
   return z ^ (z >> 31);
 }
 
-/// xoshiro256** with Box-Muller normals: fast, and identical on every
-/// platform (unlike std::normal_distribution).
+/// xoshiro256** with Box-Muller normals: fast, and defined here rather than
+/// by the standard library (std::normal_distribution's algorithm differs
+/// between implementations).
 class NormalGenerator {
 public:
   explicit NormalGenerator(uint64_t seed) {

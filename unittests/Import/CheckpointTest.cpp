@@ -64,6 +64,20 @@ TEST(Checkpoint, OpenErrors) {
   EXPECT_NE(msg.find("config.json: malformed JSON"), std::string::npos) << msg;
 }
 
+TEST(Checkpoint, SniffsSafetensorsWithoutExtension) {
+  TempDir dir;
+  ASSERT_FALSE(bool(writeRandomCheckpoint(tinyConfig(), dir.path(), 1)));
+  writeFile(dir.path("weights.dat"), readFile(dir.path("model.safetensors")));
+  auto ckpt = Checkpoint::open(dir.path("weights.dat"));
+  ASSERT_TRUE(bool(ckpt)) << llvm::toString(ckpt.takeError());
+  EXPECT_EQ((*ckpt)->format(), "hf-safetensors");
+  EXPECT_EQ((*ckpt)->find("model.norm.weight")->file, dir.path("weights.dat"));
+  // A tiny file of unknown type is not mistaken for anything.
+  writeFile(dir.path("tiny.dat"), "{}");
+  std::string msg = errorOf(Checkpoint::open(dir.path("tiny.dat")));
+  EXPECT_NE(msg.find("unknown checkpoint format"), std::string::npos) << msg;
+}
+
 TEST(Checkpoint, TorchScriptAvailability) {
 #ifdef MIXQ_HAVE_TORCH
   EXPECT_TRUE(detail::haveTorchScript());
