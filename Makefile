@@ -27,7 +27,7 @@ test: configure
 	./scripts/run-tests.sh $(BUILD) $(JOBS)
 
 demo: configure
-	ninja -C $(BUILD) -j $(JOBS) mixq-import mixq-opt
+	ninja -C $(BUILD) -j $(JOBS) mixq-import mixq-opt mixq-run mixq-search
 	./scripts/demo.sh $(BUILD)
 
 docs: configure
