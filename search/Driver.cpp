@@ -151,24 +151,36 @@ void Driver::showProgress(const Trial &t, const TrialOutcome &o,
   opts.progress->flush();
 }
 
+llvm::Error Driver::writeConfig(const Trial &t, llvm::StringRef path) {
+  auto parsed = llvm::json::parse(t.config);
+  if (!parsed)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "trial %lld holds a malformed config JSON in the store: %s",
+        (long long)t.number, llvm::toString(parsed.takeError()).c_str());
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return llvm::createStringError(ec, "cannot write the config JSON %s: %s",
+                                   path.str().c_str(), ec.message().c_str());
+  os << llvm::formatv("{0:2}", *parsed) << "\n";
+  return llvm::Error::success();
+}
+
 llvm::Error Driver::evaluate(const Trial &t, RunSummary &summary) {
   llvm::SmallString<256> path(opts.configDir);
   llvm::sys::path::append(path, llvm::formatv("{0}-trial-{1}.json",
                                               study.name, t.number)
                                     .str());
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(path, ec);
-    if (ec)
-      return llvm::createStringError(ec, "cannot write the config JSON %s: %s",
-                                     path.c_str(), ec.message().c_str());
-    auto parsed = llvm::json::parse(t.config);
-    if (!parsed)
-      return llvm::createStringError(
-          llvm::inconvertibleErrorCode(),
-          "trial %lld holds a malformed config JSON in the store: %s",
-          (long long)t.number, llvm::toString(parsed.takeError()).c_str());
-    os << llvm::formatv("{0:2}", *parsed) << "\n";
+  if (auto err = writeConfig(t, path)) {
+    // Record the failure on the trial, then stop this worker: the problem
+    // (e.g. an unwritable --config-dir) is not the configuration's.
+    std::string msg = llvm::toString(std::move(err));
+    auto stored = store.finish(t.id, opts.worker, TrialState::Failed,
+                               std::nullopt, std::nullopt, std::nullopt, msg);
+    if (!stored)
+      llvm::consumeError(stored.takeError());
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
   }
   TrialRequest req{t.number, t.stage, path.str().str()};
   double lastBeat = nowSeconds();

@@ -252,8 +252,8 @@ std::vector<std::string> workerArgs(const std::string &url,
           "run",
           "--study=" + url,
           "--space=" + space,
-          "--objective-cmd=python3 " + objectiveScript() + " --sleep 0.6 "
-              "--log " + objLog,
+          "--objective-cmd=sh " + std::string(MIXQ_SOURCE_DIR) +
+              "/test/Tools/Inputs/search-objective-sleep.sh 0.5 " + objLog,
           "--strategy=random",
           "--seed=5",
           "--trials=6",
@@ -370,6 +370,23 @@ TEST_P(KillTest, KilledWorkerLosesNothingAndNothingRunsTwice) {
       EXPECT_EQ(t.configKey, killed->configKey);
     }
   EXPECT_EQ(retries, 1);
+  // The report reads the study on either engine.
+  std::string reportOut = tmp.path("report.json");
+  ASSERT_EQ(std::system((mixqSearchBinary() + " report --study '" + url +
+                         "' --json > " + reportOut + " 2>&1")
+                            .c_str()),
+            0);
+  auto report = llvm::MemoryBuffer::getFile(reportOut);
+  ASSERT_TRUE(bool(report));
+  auto json = llvm::json::parse((*report)->getBuffer());
+  ASSERT_TRUE(bool(json)) << (*report)->getBuffer().str();
+  const llvm::json::Object *counts =
+      json->getAsObject()->getObject("trials");
+  ASSERT_TRUE(counts);
+  EXPECT_EQ(counts->getInteger("complete"), 6);
+  EXPECT_EQ(counts->getInteger("lost"), 1);
+  EXPECT_GT(*json->getAsObject()->getNumber("hypervolume"), 0);
+
   // The objective log: each complete trial ended exactly once, the killed
   // run never ended (its process died with worker A).
   std::this_thread::sleep_for(std::chrono::milliseconds(800));

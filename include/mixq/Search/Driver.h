@@ -60,6 +60,7 @@ private:
   llvm::Expected<int> askStrategy(bool &finished, bool &budgetSpent,
                                   int &pending);
   llvm::Error evaluate(const Trial &t, RunSummary &summary);
+  llvm::Error writeConfig(const Trial &t, llvm::StringRef path);
   void showProgress(const Trial &t, const TrialOutcome &o, double seconds);
 
   StudyStore &store;
