@@ -41,6 +41,8 @@ std::string humanBytes(double b) {
 }
 
 std::string humanDuration(double s) {
+  if (s < 10)
+    return llvm::formatv("{0:f1}s", s).str();
   if (s < 60)
     return llvm::formatv("{0:f0}s", s).str();
   if (s < 3600)
