@@ -41,7 +41,7 @@ llvm::Expected<uint64_t> parseSafetensorsHeaderSize(llvm::StringRef file,
                                                     uint64_t fileSize);
 
 struct SafetensorsHeader {
-  std::vector<TensorInfo> tensors; ///< in header order; offsets absolute
+  std::vector<TensorInfo> tensors; ///< sorted by name; offsets absolute
   std::vector<std::pair<std::string, std::string>> metadata;
 };
 
