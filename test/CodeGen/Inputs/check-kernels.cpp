@@ -6,7 +6,8 @@
 // cudaGetDeviceCount finds a device: for every kernel, quantizes a random W
 // with the kernel's key, runs forward and backward on the GPU for several row
 // counts (GEMV and tensor-core paths) and compares with fusedLinearForward /
-// fusedLinearBackward on the CPU. Without a device it prints
+// fusedLinearBackward on the CPU (with a separate adapter input and
+// dXAdapter for m = 5 and 130). Without a device it prints
 // "SKIP: no CUDA device ..." and exits 0 (1 with --require-device).
 //
 //===----------------------------------------------------------------------===//
@@ -185,10 +186,14 @@ bool checkRows(const MixQCudaKernel &k, Problem &p, int64_t m, bool separateXa,
   std::vector<float> dy = randomVector(rng, m * k.out, 1.0f);
   const float *xaHost = separateXa ? xa.data() : nullptr;
 
-  std::vector<float> yRef(m * k.out), dxRef(m * k.in);
+  // With a separate adapter input (dropout) the caller also takes the
+  // adapter's input gradient apart (dXAdapter).
+  const bool splitDx = separateXa && hasAdapter;
+  std::vector<float> yRef(m * k.out), dxRef(m * k.in), dxaRef(m * k.in);
   std::vector<float> dARef(p.a.size()), dBRef(p.b.size()), dHRef(p.h.size());
   LinearGrads grads;
   grads.dX = dxRef.data();
+  grads.dXAdapter = splitDx ? dxaRef.data() : nullptr;
   grads.dA = dARef.data();
   grads.dB = dBRef.data();
   grads.dH = dHRef.data();
@@ -207,18 +212,23 @@ bool checkRows(const MixQCudaKernel &k, Problem &p, int64_t m, bool separateXa,
     return false;
   }
 
-  DeviceBuffer dX, dXa, dDy, dY, dDx, gA, gB, gH, ws;
+  DeviceBuffer dX, dXa, dDy, dY, dDx, dDxa, gA, gB, gH, ws;
   size_t wsBytes = k.workspaceBytes(m);
   if (!dX.upload(x) || !dXa.upload(xa) || !dDy.upload(dy) ||
       !dY.zeros(yRef.size() * 4) || !dDx.zeros(dxRef.size() * 4) ||
+      !dDxa.zeros(dxaRef.size() * 4) ||
       !gA.zeros(dARef.size() * 4) || !gB.zeros(dBRef.size() * 4) ||
       !gH.zeros(dHRef.size() * 4) || !ws.zeros(wsBytes)) {
     std::printf("FAIL %s: cudaMalloc/cudaMemcpy\n", k.name);
     return false;
   }
   const float *xaDev = separateXa ? dXa.get<float>() : nullptr;
-  MixQCudaGrads g{dDx.get<float>(), nullptr,          gA.get<float>(),
-                  gB.get<float>(),  gH.get<float>(), 0};
+  MixQCudaGrads g{dDx.get<float>(),
+                  splitDx ? dDxa.get<float>() : nullptr,
+                  gA.get<float>(),
+                  gB.get<float>(),
+                  gH.get<float>(),
+                  0};
   cudaError_t e = k.forward(&p.weight, &p.adapter, dX.get<float>(), xaDev, m,
                             dY.get<float>(), ws.get<void>(), nullptr);
   if (e == cudaSuccess)
@@ -235,6 +245,9 @@ bool checkRows(const MixQCudaKernel &k, Problem &p, int64_t m, bool separateXa,
                toleranceFor(m, true));
   report.check(k, m, "dX", dDx.download(dxRef.size()), dxRef,
                toleranceFor(m, true));
+  if (splitDx)
+    report.check(k, m, "dXAdapter", dDxa.download(dxaRef.size()), dxaRef,
+                 toleranceFor(m, false));
   if (hasAdapter && k.adapter != 3) {
     report.check(k, m, "dA", gA.download(dARef.size()), dARef,
                  toleranceFor(m, false));
