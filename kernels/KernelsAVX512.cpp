@@ -166,15 +166,23 @@ MIXQ_AVX512 inline __m512i unpackInt2x16(const uint8_t *row, int64_t c) {
       _mm512_set1_epi32(3));
 }
 
-/// 16 codes of an int3 row starting at element c (c % 16 == 0), as int32.
-MIXQ_AVX512 inline __m512i unpackInt3x16(const uint8_t *row, int64_t c) {
+/// 16 codes of an int3 row starting at element c (c % 16 == 0), as int32;
+/// rowEnd bounds the bytes that may be read.
+MIXQ_AVX512 inline __m512i unpackInt3x16(const uint8_t *row, int64_t c,
+                                         const uint8_t *rowEnd) {
   // 16 codes = 48 bits = 6 bytes; read them big-endian into the top of a
-  // 64-bit word so element e is at bits 61 - 3e.
-  uint8_t bytes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::memcpy(bytes, row + c / 8 * 3, 6);
-  uint64_t be = 0;
-  for (int i = 0; i < 6; ++i)
-    be |= static_cast<uint64_t>(bytes[i]) << (56 - 8 * i);
+  // 64-bit word so element e is at bits 61 - 3e (the low 16 bits are never
+  // used: every shift is >= 16).
+  const uint8_t *src = row + c / 8 * 3;
+  uint64_t be;
+  if (rowEnd - src >= 8) {
+    std::memcpy(&be, src, 8);
+    be = __builtin_bswap64(be);
+  } else {
+    be = 0;
+    for (int i = 0; i < 6; ++i)
+      be |= static_cast<uint64_t>(src[i]) << (56 - 8 * i);
+  }
   const __m512i v = _mm512_set1_epi64(static_cast<long long>(be));
   const __m512i s0 = _mm512_setr_epi64(61, 58, 55, 52, 49, 46, 43, 40);
   const __m512i s1 = _mm512_setr_epi64(37, 34, 31, 28, 25, 22, 19, 16);
@@ -186,12 +194,13 @@ MIXQ_AVX512 inline __m512i unpackInt3x16(const uint8_t *row, int64_t c) {
 
 /// int2/int3 tile chunk: out[i] = fma(alpha, q, beta), 16 values per step.
 template <int Bits>
-MIXQ_AVX512 void dequantIntLow(const uint8_t *row, int64_t c0, int64_t n,
-                               float alpha, float beta, float *out) {
+MIXQ_AVX512 void dequantIntLow(const uint8_t *row, const uint8_t *rowEnd,
+                               int64_t c0, int64_t n, float alpha, float beta,
+                               float *out) {
   __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   for (int64_t i = 0; i < n; i += 16) {
     __m512i q = Bits == 2 ? unpackInt2x16(row, c0 + i)
-                          : unpackInt3x16(row, c0 + i);
+                          : unpackInt3x16(row, c0 + i, rowEnd);
     _mm512_storeu_ps(out + i, _mm512_fmadd_ps(va, _mm512_cvtepi32_ps(q), vb));
   }
 }
@@ -342,11 +351,12 @@ void dequantRowAVX512(const QuantizedTensor &q, int64_t r, int64_t c0,
     const bool two = q.spec.format == QuantFormat::Int2;
     done = forGroups(c0, c1, q.spec.tileCols, 16,
                      [&](int64_t c, int64_t n, int64_t t) {
+                       const uint8_t *end = row + q.rowBytes;
                        if (two)
-                         dequantIntLow<2>(row, c, n, q.scales[base + t],
+                         dequantIntLow<2>(row, end, c, n, q.scales[base + t],
                                           q.zeros[base + t], out + (c - c0));
                        else
-                         dequantIntLow<3>(row, c, n, q.scales[base + t],
+                         dequantIntLow<3>(row, end, c, n, q.scales[base + t],
                                           q.zeros[base + t], out + (c - c0));
                      });
     break;
@@ -367,7 +377,8 @@ enum class SmallKind { Lut4, Int4, Int8, Int3, Int2 };
 /// 32 weights of a row at column c as two vectors (dequantized, bit-identical
 /// to dequantizeRow).
 template <SmallKind K>
-MIXQ_AVX512 inline void decode32(const uint8_t *row, int64_t c, __m512 lut,
+MIXQ_AVX512 inline void decode32(const uint8_t *row, const uint8_t *rowEnd,
+                                 int64_t c, __m512 lut,
                                  __m512 sc, __m512 zr, __m512 &v0,
                                  __m512 &v1) {
   if (K == SmallKind::Int8) {
@@ -380,9 +391,9 @@ MIXQ_AVX512 inline void decode32(const uint8_t *row, int64_t c, __m512 lut,
   }
   if (K == SmallKind::Int3 || K == SmallKind::Int2) {
     __m512i q0 = K == SmallKind::Int2 ? unpackInt2x16(row, c)
-                                      : unpackInt3x16(row, c);
+                                      : unpackInt3x16(row, c, rowEnd);
     __m512i q1 = K == SmallKind::Int2 ? unpackInt2x16(row, c + 16)
-                                      : unpackInt3x16(row, c + 16);
+                                      : unpackInt3x16(row, c + 16, rowEnd);
     v0 = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(q0), zr);
     v1 = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(q1), zr);
     return;
@@ -413,6 +424,11 @@ MIXQ_AVX512 void smallRows(const float *a, int64_t lda, const uint8_t *const *ro
       acc[i][r][0] = acc[i][r][1] = _mm512_setzero_ps();
   const __m512 lut = _mm512_loadu_ps(lut16);
   const __m512 zero = _mm512_setzero_ps();
+  const int bits = K == SmallKind::Int8   ? 8
+                   : K == SmallKind::Int3 ? 3
+                   : K == SmallKind::Int2 ? 2
+                                          : 4;
+  const int64_t rowBytes = (cols * bits + 7) / 8;
   for (int64_t g0 = 0, g = 0; g0 < cols; g0 += group, ++g) {
     __m512 s[R], z[R];
 #pragma GCC unroll 4
@@ -433,7 +449,7 @@ MIXQ_AVX512 void smallRows(const float *a, int64_t lda, const uint8_t *const *ro
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         __m512 v0, v1;
-        decode32<K>(rows[r], k, lut, s[r], z[r], v0, v1);
+        decode32<K>(rows[r], rows[r] + rowBytes, k, lut, s[r], z[r], v0, v1);
 #pragma GCC unroll 4
         for (int i = 0; i < M; ++i) {
           acc[i][r][0] = _mm512_fmadd_ps(x[i][0], v0, acc[i][r][0]);
