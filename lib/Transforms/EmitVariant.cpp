@@ -1,5 +1,6 @@
 //===- EmitVariant.cpp - write the variant directory --------------*- C++ -*-===//
 
+#include "mixq/Support/FileUtils.h"
 #include "mixq/Transforms/ModelInfo.h"
 #include "mixq/Transforms/Passes.h"
 
@@ -26,36 +27,16 @@ struct EmitVariantPass
 
 private:
   LogicalResult writeFile(StringRef name,
-                          llvm::function_ref<void(raw_ostream &)> write);
+                          llvm::function_ref<void(raw_ostream &)> write) {
+    SmallString<256> path(out);
+    llvm::sys::path::append(path, name);
+    if (llvm::Error e = writeFileAtomically(path, write))
+      return getOperation().emitError(llvm::toString(std::move(e)));
+    return success();
+  }
 };
 
 } // namespace
-
-/// Writes `out`/`name` through a temporary file and a rename, so a reader
-/// never sees a half-written file and a failure leaves the old one intact.
-LogicalResult
-EmitVariantPass::writeFile(StringRef name,
-                           llvm::function_ref<void(raw_ostream &)> write) {
-  SmallString<256> path(out);
-  llvm::sys::path::append(path, name);
-  std::string tmp = (path + ".tmp").str();
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(tmp, ec, llvm::sys::fs::OF_Text);
-    if (ec)
-      return getOperation().emitError("cannot write ")
-             << tmp << ": " << ec.message();
-    write(os);
-    os.close();
-    if (os.has_error())
-      return getOperation().emitError("cannot write ")
-             << tmp << ": " << os.error().message();
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(tmp, path))
-    return getOperation().emitError("cannot rename ")
-           << tmp << " to " << path << ": " << ec.message();
-  return success();
-}
 
 void EmitVariantPass::runOnOperation() {
   ModuleOp module = getOperation();
@@ -95,6 +76,16 @@ void EmitVariantPass::runOnOperation() {
                               {"model", model->toJSON()},
                               {"config", std::move(config)},
                               {"ir", "variant.mlir"}};
+  // Materialised weights (--mixq-materialize-quant and friends): relative
+  // when they are in the variant directory, else absolute.
+  if (auto weights = module->getAttrOfType<StringAttr>("mixq.weights")) {
+    SmallString<256> dir(out);
+    llvm::sys::fs::make_absolute(dir);
+    StringRef file = weights.getValue();
+    manifest["weights"] = llvm::sys::path::parent_path(file) == dir
+                              ? llvm::sys::path::filename(file).str()
+                              : file.str();
+  }
 
   if (std::error_code ec = llvm::sys::fs::create_directories(out)) {
     module.emitError("cannot create ") << out << ": " << ec.message();
