@@ -172,9 +172,10 @@ static std::string floatLiteral(float v) {
   return s + "f";
 }
 
-static void writeTable(raw_ostream &os, const char *name, const float *values,
+static void writeTable(raw_ostream &os, const char *qualifiers,
+                       const std::string &name, const float *values,
                        int count) {
-  os << "__device__ const float " << name << "[" << count << "] = {";
+  os << qualifiers << "const float " << name << "[" << count << "] = {";
   for (int i = 0; i < count; ++i)
     os << (i % 4 == 0 ? "\n    " : " ") << floatLiteral(values[i])
        << (i + 1 < count ? "," : "");
@@ -184,14 +185,19 @@ static void writeTable(raw_ostream &os, const char *name, const float *values,
 /// Tables, loadTables() and blockScale() of nf4/fp4/int8.
 static void writeBlockTables(const KernelKey &k, raw_ostream &os) {
   const bool codebook = isCodebookFormat(k.format);
-  if (codebook)
-    writeTable(os, "kCodebook",
-               k.format == QuantFormat::NF4
-                   ? kernels::kNF4Codebook.data()
-                   : kernels::kFP4Codebook.data(),
-               16);
-  if (k.doubleQuant)
-    writeTable(os, "kDynamicMap", kernels::dynamicMap8().data(), 256);
+  // The same values twice: for the device and for the host build of the
+  // decoder (initTablesHost).
+  for (const char *side : {"", "Host"}) {
+    const char *qualifiers = *side ? "" : "__device__ ";
+    if (codebook)
+      writeTable(os, qualifiers, std::string("kCodebook") + side,
+                 k.format == QuantFormat::NF4 ? kernels::kNF4Codebook.data()
+                                              : kernels::kFP4Codebook.data(),
+                 16);
+    if (k.doubleQuant)
+      writeTable(os, qualifiers, std::string("kDynamicMap") + side,
+                 kernels::dynamicMap8().data(), 256);
+  }
   os << "\n/// Lookup tables, copied to shared memory by every block.\n"
      << "struct Tables {\n";
   if (codebook)
@@ -202,7 +208,7 @@ static void writeBlockTables(const KernelKey &k, raw_ostream &os) {
     os << "  float unused;\n";
   os << "};\n\n__device__ __forceinline__ void loadTables(Tables &";
   if (!codebook && !k.doubleQuant) {
-    os << ") {}\n";
+    os << ") {}\n\ninline void initTablesHost(Tables &) {}\n";
   } else {
     os << "t) {\n";
     if (codebook)
@@ -211,16 +217,23 @@ static void writeBlockTables(const KernelKey &k, raw_ostream &os) {
     if (k.doubleQuant)
       os << "  for (int i = threadIdx.x; i < 256; i += blockDim.x)\n"
          << "    t.dynamicMap[i] = kDynamicMap[i];\n";
+    os << "}\n\ninline void initTablesHost(Tables &t) {\n";
+    if (codebook)
+      os << "  for (int i = 0; i < 16; ++i)\n"
+         << "    t.codebook[i] = kCodebookHost[i];\n";
+    if (k.doubleQuant)
+      os << "  for (int i = 0; i < 256; ++i)\n"
+         << "    t.dynamicMap[i] = kDynamicMapHost[i];\n";
     os << "}\n";
   }
   os << "\n/// The absmax of block b of row o (QuantizedTensor::blockScale).\n"
-     << "__device__ __forceinline__ float blockScale(const MixQCudaWeight &w,\n"
+     << "__host__ __device__ __forceinline__ float blockScale(const MixQCudaWeight &w,\n"
      << "                                            const Tables &"
      << (k.doubleQuant ? "t" : "") << ", int o,\n"
      << "                                            int b) {\n"
      << "  const size_t idx = static_cast<size_t>(o) * kBlocksPerRow + b;\n";
   if (k.doubleQuant)
-    os << "  return __fmaf_rn(t.dynamicMap[w.scaleCodes[idx]],\n"
+    os << "  return fmaRn(t.dynamicMap[w.scaleCodes[idx]],\n"
        << "                   w.scaleAbsmax[idx / kDoubleQuantBlock], "
           "w.scaleOffset);\n";
   else
@@ -239,20 +252,20 @@ static void writeBlockFormat(const KernelKey &k, raw_ostream &os) {
   os << "\n";
   writeBlockTables(k, os);
   os << "\n/// W[o][c] (dequantizeRow in kernels/Quant.cpp).\n"
-     << "__device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
+     << "__host__ __device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
      << "                                           const Tables &t, int o, "
         "int c) {\n"
      << "  const uint8_t *row = w.codes + static_cast<size_t>(o) * "
         "kRowBytes;\n";
   if (k.format == QuantFormat::Int8)
-    os << "  const float step = __fdiv_rn(blockScale(w, t, o, c / kBlock), "
+    os << "  const float step = divRn(blockScale(w, t, o, c / kBlock), "
           "127.0f);\n"
-       << "  return __fmul_rn(static_cast<float>(static_cast<int8_t>(row[c])), "
+       << "  return mulRn(static_cast<float>(static_cast<int8_t>(row[c])), "
           "step);\n";
   else
     os << "  const int byte = row[c >> 1];\n"
        << "  const int code = (c & 1) ? (byte & 0xF) : (byte >> 4);\n"
-       << "  return __fmul_rn(t.codebook[code], blockScale(w, t, o, c / "
+       << "  return mulRn(t.codebook[code], blockScale(w, t, o, c / "
           "kBlock));\n";
   os << "}\n";
 }
@@ -267,9 +280,10 @@ static void writeTileFormat(const KernelKey &k, raw_ostream &os) {
      << ";\n\n"
      << "struct Tables {\n  float unused;\n};\n\n"
      << "__device__ __forceinline__ void loadTables(Tables &) {}\n\n"
+     << "inline void initTablesHost(Tables &) {}\n\n"
      << "/// The kBits-bit code of element c of a row (MSB-first bit "
         "stream).\n"
-     << "__device__ __forceinline__ int readCode(const uint8_t *row, int c) "
+     << "__host__ __device__ __forceinline__ int readCode(const uint8_t *row, int c) "
         "{\n";
   if (bits == 4)
     os << "  const int byte = row[c >> 1];\n"
@@ -288,7 +302,7 @@ static void writeTileFormat(const KernelKey &k, raw_ostream &os) {
   os << "}\n\n"
      << "/// W[o][c] = alpha * code + beta of its tile (dequantizeRow in\n"
      << "/// kernels/Quant.cpp).\n"
-     << "__device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
+     << "__host__ __device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
      << "                                           const Tables &, int o, "
         "int c) {\n"
      << "  const uint8_t *row = w.codes + static_cast<size_t>(o) * "
@@ -296,7 +310,7 @@ static void writeTileFormat(const KernelKey &k, raw_ostream &os) {
      << "  const size_t tile =\n"
      << "      static_cast<size_t>(o / kTileRows) * kTileColCount + c / "
         "kTileCols;\n"
-     << "  return __fmaf_rn(w.scales[tile], "
+     << "  return fmaRn(w.scales[tile], "
         "static_cast<float>(readCode(row, c)),\n"
      << "                   w.zeros[tile]);\n"
      << "}\n";
@@ -307,16 +321,17 @@ static void writePlainFormat(const KernelKey &k, raw_ostream &os) {
   os << "constexpr int kRowBytes = " << k.in * (bf16 ? 2 : 4) << ";\n\n"
      << "struct Tables {\n  float unused;\n};\n\n"
      << "__device__ __forceinline__ void loadTables(Tables &) {}\n\n"
+     << "inline void initTablesHost(Tables &) {}\n\n"
      << "/// W[o][c]; rows of `codes` are " << (bf16 ? 2 : 4)
      << "-byte aligned when `codes` is.\n"
-     << "__device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
+     << "__host__ __device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
      << "                                           const Tables &, int o, "
         "int c) {\n"
      << "  const uint8_t *row = w.codes + static_cast<size_t>(o) * "
         "kRowBytes;\n";
   if (bf16)
     os << "  const unsigned h = reinterpret_cast<const uint16_t *>(row)[c];\n"
-       << "  return __uint_as_float(h << 16);\n";
+       << "  return bitsToFloat(h << 16);\n";
   else
     os << "  return reinterpret_cast<const float *>(row)[c];\n";
   os << "}\n";
@@ -362,6 +377,47 @@ static int formatCode(QuantFormat f) { return static_cast<int>(f); }
 // Writers
 //===----------------------------------------------------------------------===//
 
+/// Correctly rounded operations for the decoders: intrinsics on the device
+/// (so that nvcc cannot contract them into different FMAs), plain IEEE
+/// operations on the host, where the same decoder is compiled for
+/// mixq_NAME_dequantize_host.
+static const char kRoundingHelpers[] = R"cuda(
+__host__ __device__ __forceinline__ float mulRn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+__host__ __device__ __forceinline__ float divRn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
+__host__ __device__ __forceinline__ float fmaRn(float a, float b, float c) {
+#ifdef __CUDA_ARCH__
+  return __fmaf_rn(a, b, c);
+#else
+  return fmaf(a, b, c);
+#endif
+}
+
+__host__ __device__ __forceinline__ float bitsToFloat(unsigned bits) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits);
+#else
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+#endif
+}
+
+)cuda";
+
 static const char kKernelBody[] =
 #include "CudaKernelBody.inc"
     ;
@@ -379,6 +435,10 @@ static void writePrototypes(const KernelKey &k, raw_ostream &os,
   os << "size_t " << n << "_workspace_bytes(int64_t m)" << end;
   if (definition)
     os << "  return " << implNamespace(k) << "::workspaceBytes(m);\n}\n\n";
+  os << "void " << n
+     << "_dequantize_host(const MixQCudaWeight *w, float *out)" << end;
+  if (definition)
+    os << "  " << implNamespace(k) << "::dequantizeHost(*w, out);\n}\n\n";
   os << "cudaError_t " << n << "_forward(const MixQCudaWeight *w,\n"
      << "    const MixQCudaAdapter *adapter, const float *x, const float *xa,\n"
      << "    int64_t m, float *y, void *workspace, cudaStream_t stream)"
@@ -416,7 +476,7 @@ void mixq::codegen::writeKernelSource(const KernelKey &k, raw_ostream &os) {
         "----------===//\n\n"
      << "#include \"mixq_kernels.h\"\n\n"
      << "#include <cuda_bf16.h>\n#include <mma.h>\n\n"
-     << "#include <cstdint>\n\n"
+     << "#include <cmath>\n#include <cstdint>\n#include <cstring>\n\n"
      << "/// Everything of this kernel; a named namespace so that several\n"
      << "/// kernels can share one translation unit (all.cu).\n"
      << "namespace " << implNamespace(k) << " {\n\n"
@@ -434,6 +494,7 @@ void mixq::codegen::writeKernelSource(const KernelKey &k, raw_ostream &os) {
      << "constexpr int kRank = " << k.storedRank() << ";\n"
      << "constexpr int kPool = " << k.poolIn() << ";\n"
      << "constexpr int kRepeat = " << k.repeatOut() << ";\n";
+  os << kRoundingHelpers;
   if (isBlockFormat(k.format))
     writeBlockFormat(k, os);
   else if (isIntTileFormat(k.format))
@@ -508,6 +569,7 @@ typedef struct MixQCudaGrads {
 } MixQCudaGrads;
 
 typedef size_t (*MixQCudaWorkspaceFn)(int64_t m);
+typedef void (*MixQCudaDequantizeHostFn)(const MixQCudaWeight *w, float *out);
 typedef cudaError_t (*MixQCudaForwardFn)(const MixQCudaWeight *w,
     const MixQCudaAdapter *adapter, const float *x, const float *xa,
     int64_t m, float *y, void *workspace, cudaStream_t stream);
@@ -531,6 +593,9 @@ typedef struct MixQCudaKernel {
   MixQCudaWorkspaceFn workspaceBytes;
   MixQCudaForwardFn forward;
   MixQCudaBackwardFn backward;
+  /* The kernel's decoder compiled for the host: W [out, in] from a weight
+     whose pointers are host pointers (tests the layout without a GPU). */
+  MixQCudaDequantizeHostFn dequantizeHost;
 } MixQCudaKernel;
 
 /// The kernels of this variant (registry.cu), followed by an entry whose
@@ -566,9 +631,10 @@ void mixq::codegen::writeKernelRegistry(llvm::ArrayRef<KernelKey> keys,
                         k.in, adapterCode(k.adapter), k.rank, k.storedRank(),
                         k.poolIn(), k.repeatOut())
        << "     &" << n << "_workspace_bytes, &" << n << "_forward, &" << n
-       << "_backward},\n";
+       << "_backward, &" << n << "_dequantize_host},\n";
   }
-  os << "    {NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL}};\n\n"
+  os << "    {NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, "
+        "NULL}};\n\n"
      << "const int mixq_cuda_kernel_count = " << keys.size() << ";\n\n"
      << "const MixQCudaKernel *mixq_cuda_find_kernel(const char *name) {\n"
      << "  for (const MixQCudaKernel *k = mixq_cuda_kernels; k->name; ++k)\n"

@@ -2,7 +2,9 @@
 //
 // Linked with a variant's generated kernels (kernels/all.cu) and MixQKernels.
 // Always: checks the registry (every entry has its launchers and is found by
-// name) and the launchers' argument checks, which run on the host. Then, if
+// name), the launchers' argument checks, which run on the host, and the
+// kernels' decoder compiled for the host against the CPU dequantize() (bit
+// for bit: the packed layout is read the same way). Then, if
 // cudaGetDeviceCount finds a device: for every kernel, quantizes a random W
 // with the kernel's key, runs forward and backward on the GPU for several row
 // counts (GEMV and tensor-core paths) and compares with fusedLinearForward /
@@ -260,12 +262,49 @@ bool checkRows(const MixQCudaKernel &k, Problem &p, int64_t m, bool separateXa,
   return true;
 }
 
+/// The kernels' decoder (dequantAt, compiled for the host) against the CPU
+/// dequantize(): bit for bit, for every kernel's format and shape.
+int checkDecodersOnHost() {
+  std::mt19937 rng(99);
+  int errors = 0, n = 0;
+  for (const MixQCudaKernel *k = mixq_cuda_kernels; k->name; ++k, ++n) {
+    std::vector<float> w = randomVector(rng, k->out * k->in, 1.0f);
+    llvm::Expected<QuantizedTensor> q =
+        quantize(w.data(), k->out, k->in, quantSpecOf(*k));
+    if (!q) {
+      std::printf("FAIL %s: quantize: %s\n", k->name,
+                  llvm::toString(q.takeError()).c_str());
+      ++errors;
+      continue;
+    }
+    std::vector<float> ref(w.size()), got(w.size(), NAN);
+    dequantize(*q, ref.data());
+    MixQCudaWeight hostWeight = {q->codes.data(),      q->scales.data(),
+                                 q->zeros.data(),      q->scaleCodes.data(),
+                                 q->scaleAbsmax.data(), q->scaleOffset};
+    k->dequantizeHost(&hostWeight, got.data());
+    size_t bad = 0;
+    for (size_t i = 0; i < ref.size(); ++i)
+      bad += std::memcmp(&ref[i], &got[i], sizeof(float)) != 0;
+    if (bad) {
+      std::printf("FAIL %s: host decoder differs from dequantize() in %zu of "
+                  "%zu values\n",
+                  k->name, bad, ref.size());
+      ++errors;
+    }
+  }
+  std::printf("decoders: %d kernels, %s\n", n,
+              errors ? "ERRORS" : "bit-exact with the CPU dequantize()");
+  return errors;
+}
+
 /// Host-only checks: the registry and the launchers' argument validation.
 int checkRegistry() {
   int errors = 0;
   int n = 0;
   for (const MixQCudaKernel *k = mixq_cuda_kernels; k->name; ++k, ++n) {
     if (!k->forward || !k->backward || !k->workspaceBytes ||
+        !k->dequantizeHost ||
         mixq_cuda_find_kernel(k->name) != k) {
       std::printf("FAIL registry entry %s\n", k->name);
       ++errors;
@@ -294,7 +333,7 @@ int checkRegistry() {
 int main(int argc, char **argv) {
   const bool requireDevice =
       argc > 1 && std::strcmp(argv[1], "--require-device") == 0;
-  if (checkRegistry())
+  if (checkRegistry() || checkDecodersOnHost())
     return 1;
   int devices = 0;
   cudaError_t e = cudaGetDeviceCount(&devices);
