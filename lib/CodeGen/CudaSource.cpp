@@ -227,14 +227,13 @@ static void writeBlockTables(const KernelKey &k, raw_ostream &os) {
     os << "}\n";
   }
   os << "\n/// The absmax of block b of row o (QuantizedTensor::blockScale).\n"
-     << "__host__ __device__ __forceinline__ float blockScale(const MixQCudaWeight &w,\n"
-     << "                                            const Tables &"
-     << (k.doubleQuant ? "t" : "") << ", int o,\n"
-     << "                                            int b) {\n"
+     << "__host__ __device__ __forceinline__ float\n"
+     << "blockScale(const MixQCudaWeight &w, const Tables &"
+     << (k.doubleQuant ? "t" : "") << ", int o, int b) {\n"
      << "  const size_t idx = static_cast<size_t>(o) * kBlocksPerRow + b;\n";
   if (k.doubleQuant)
     os << "  return fmaRn(t.dynamicMap[w.scaleCodes[idx]],\n"
-       << "                   w.scaleAbsmax[idx / kDoubleQuantBlock], "
+       << "               w.scaleAbsmax[idx / kDoubleQuantBlock], "
           "w.scaleOffset);\n";
   else
     os << "  return w.scales[idx];\n";
@@ -252,9 +251,8 @@ static void writeBlockFormat(const KernelKey &k, raw_ostream &os) {
   os << "\n";
   writeBlockTables(k, os);
   os << "\n/// W[o][c] (dequantizeRow in kernels/Quant.cpp).\n"
-     << "__host__ __device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
-     << "                                           const Tables &t, int o, "
-        "int c) {\n"
+     << "__host__ __device__ __forceinline__ float\n"
+     << "dequantAt(const MixQCudaWeight &w, const Tables &t, int o, int c) {\n"
      << "  const uint8_t *row = w.codes + static_cast<size_t>(o) * "
         "kRowBytes;\n";
   if (k.format == QuantFormat::Int8)
@@ -302,9 +300,8 @@ static void writeTileFormat(const KernelKey &k, raw_ostream &os) {
   os << "}\n\n"
      << "/// W[o][c] = alpha * code + beta of its tile (dequantizeRow in\n"
      << "/// kernels/Quant.cpp).\n"
-     << "__host__ __device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
-     << "                                           const Tables &, int o, "
-        "int c) {\n"
+     << "__host__ __device__ __forceinline__ float\n"
+     << "dequantAt(const MixQCudaWeight &w, const Tables &, int o, int c) {\n"
      << "  const uint8_t *row = w.codes + static_cast<size_t>(o) * "
         "kRowBytes;\n"
      << "  const size_t tile =\n"
@@ -312,7 +309,7 @@ static void writeTileFormat(const KernelKey &k, raw_ostream &os) {
         "kTileCols;\n"
      << "  return fmaRn(w.scales[tile], "
         "static_cast<float>(readCode(row, c)),\n"
-     << "                   w.zeros[tile]);\n"
+     << "               w.zeros[tile]);\n"
      << "}\n";
 }
 
@@ -324,9 +321,8 @@ static void writePlainFormat(const KernelKey &k, raw_ostream &os) {
      << "inline void initTablesHost(Tables &) {}\n\n"
      << "/// W[o][c]; rows of `codes` are " << (bf16 ? 2 : 4)
      << "-byte aligned when `codes` is.\n"
-     << "__host__ __device__ __forceinline__ float dequantAt(const MixQCudaWeight &w,\n"
-     << "                                           const Tables &, int o, "
-        "int c) {\n"
+     << "__host__ __device__ __forceinline__ float\n"
+     << "dequantAt(const MixQCudaWeight &w, const Tables &, int o, int c) {\n"
      << "  const uint8_t *row = w.codes + static_cast<size_t>(o) * "
         "kRowBytes;\n";
   if (bf16)
