@@ -260,4 +260,117 @@ def MixQ_CrossEntropyOp : MixQ_Op<"cross_entropy", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Fused kernels (--mixq-fuse-linear-adapter, owned by the Methods library)
+//===----------------------------------------------------------------------===//
+
+def MixQ_FusedLinearOp : MixQ_WeightOp<"fused_linear"> {
+  let summary = "dequant + linear + adapter in one specialised kernel";
+  let description = [{
+    A `mixq.linear` whose quantized base, GEMM and adapter run as one fused
+    kernel (kernels/FusedLinear.h on CPU, one generated kernel per
+    specialisation on CUDA). `kernel` names the specialisation and is
+    determined by the other attributes: the format with its block (`_b64`,
+    `_dq` for double quantization) or int tile (`_t8x8`), the adapter with
+    its rank and lambda (`_lora_r8`, `_qblora_r4_l2`, `_qablora_l8x8`) and
+    the weight's shape out x in. The quantized arrays are stored under the
+    weight's name in the variant's weights file (docs/contracts.md).
+
+    ```mlir
+    %y = mixq.fused_linear %x, @ckpt::@"model.layers.0.mlp.down_proj.weight"
+           {kernel = "nf4_b64_dq_lora_r8_64x172", layer = 0 : i64,
+            role = "down_proj",
+            quant = #mixq.quant<format = nf4, double_quant = true>,
+            adapter = #mixq.lora<rank = 8, alpha = 16.0>}
+           : tensor<?x?x172xf32> -> tensor<?x?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    MixQ_ActivationTensor:$input, SymbolRefAttr:$weight,
+    I64Attr:$layer, StrAttr:$role, MixQ_QuantAttr:$quant,
+    OptionalAttr<AnyAttrOf<[MixQ_LoRAAttr, MixQ_QBLoRAAttr,
+                            MixQ_QABLoRAAttr]>>:$adapter,
+    StrAttr:$kernel);
+  let results = (outs MixQ_ActivationTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getInFeatures() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getInput().getType())
+          .getShape().back();
+    }
+    int64_t getOutFeatures() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getResult().getType())
+          .getShape().back();
+    }
+    /// The kernel specialisation of a [out, in] weight in `quant` with
+    /// `adapter` (null for none), e.g. "nf4_b64_dq_lora_r8_64x172".
+    static std::string getKernelName(::mixq::QuantAttr quant,
+                                     ::mlir::Attribute adapter, int64_t out,
+                                     int64_t in);
+  }];
+  let extraClassDefinition = [{
+    std::string $cppClass::getKernelName(::mixq::QuantAttr quant,
+                                         ::mlir::Attribute adapter,
+                                         int64_t out, int64_t in) {
+      std::string name;
+      ::llvm::raw_string_ostream os(name);
+      os << stringifyQuantFormatKind(quant.getFormat());
+      if (quant.isIntTile())
+        os << "_t" << quant.getTile()[0] << "x" << quant.getTile()[1];
+      else if (quant.getBits() < 16)
+        os << "_b" << quant.getBlock();
+      if (quant.getDoubleQuant())
+        os << "_dq";
+      if (auto lora = ::llvm::dyn_cast_or_null<LoRAAttr>(adapter))
+        os << "_lora_r" << lora.getRank();
+      else if (auto qb = ::llvm::dyn_cast_or_null<QBLoRAAttr>(adapter))
+        os << "_qblora_r" << qb.getRank() << "_l" << qb.getLambda();
+      else if (auto qa = ::llvm::dyn_cast_or_null<QABLoRAAttr>(adapter))
+        os << "_qablora_l" << qa.getLambda()[0] << "x" << qa.getLambda()[1];
+      os << "_" << out << "x" << in;
+      return name;
+    }
+
+    ::llvm::LogicalResult $cppClass::verify() {
+      if (::mlir::failed(verifySameTokens(*this, getInput(), getResult())))
+        return ::mlir::failure();
+      if (!isKnownRole(getRole()))
+        return emitOpError("expects role to be one of q_proj, k_proj, "
+                           "v_proj, o_proj, gate_proj, up_proj, down_proj, "
+                           "lm_head, got '")
+               << getRole() << "'";
+      int64_t in = getInFeatures(), out = getOutFeatures();
+      if (::mlir::ShapedType::isDynamic(in) ||
+          ::mlir::ShapedType::isDynamic(out))
+        return emitOpError("expects static input and output features");
+      QuantAttr q = getQuantAttr();
+      if (auto qa = ::llvm::dyn_cast_or_null<QABLoRAAttr>(getAdapterAttr()))
+        if (!q.isIntTile() || q.getTile() != qa.getLambda())
+          return emitOpError("expects the qablora lambda to equal an int "
+                             "quant tile");
+      if (q.isIntTile() &&
+          (out % q.getTile()[0] != 0 || in % q.getTile()[1] != 0))
+        return emitOpError("expects the quant tile to divide the weight [")
+               << out << ", " << in << "]";
+      std::string expected = getKernelName(q, getAdapterAttr(), out, in);
+      if (getKernel() != expected)
+        return emitOpError("expects kernel \"")
+               << expected << "\", got \"" << getKernel() << "\"";
+      return ::mlir::success();
+    }
+
+    ::llvm::LogicalResult
+    $cppClass::verifySymbolUses(::mlir::SymbolTableCollection &tables) {
+      ::mlir::FailureOr<TensorOp> w = lookupWeight(*this, getWeight(), tables);
+      if (::mlir::failed(w))
+        return ::mlir::failure();
+      return verifyWeightShape(*this, *w,
+                               {getOutFeatures(), getInFeatures()});
+    }
+  }];
+}
+
 #endif // MIXQ_DIALECT_MIXQ_IR_MIXQOPS_TD
