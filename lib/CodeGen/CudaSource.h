@@ -1,4 +1,4 @@
-//===- CudaSource.h - CUDA C++ text of the fused linear kernels ---*- C++ -*-===//
+//===- CudaSource.h - CUDA C++ text of the fused linear kernels -*- C++ -*-===//
 //
 // The specialisation key of a fused linear kernel and the writers of the
 // generated files (one .cu per key, the launcher header, the registry).

@@ -1,4 +1,4 @@
-//===- EmitKernels.cpp - one CUDA kernel per linear specialisation -*- C++ -*-===//
+//===- EmitKernels.cpp - one CUDA kernel per linear specialisation -------===//
 //
 // Collects the KernelKey of every configured mixq.linear, writes the shared
 // kernels once each (OUT/kernels/NAME.cu), the launcher header, the registry

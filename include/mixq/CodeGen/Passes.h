@@ -1,4 +1,4 @@
-//===- Passes.h - MixQ code generation passes ---------------------*- C++ -*-===//
+//===- Passes.h - MixQ code generation passes -------------------*- C++ -*-===//
 
 #ifndef MIXQ_CODEGEN_PASSES_H
 #define MIXQ_CODEGEN_PASSES_H
