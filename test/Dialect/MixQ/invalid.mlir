@@ -575,3 +575,69 @@ func.func @f(%x: tensor<?x?x32xf32>, %y: tensor<?x?x16xf32>, %ids: tensor<?x?xi3
   %s = "mixq.swiglu"(%x, %y) : (tensor<?x?x32xf32>, tensor<?x?x16xf32>) -> tensor<?x?x32xf32>
   return
 }
+
+// -----
+
+mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
+  mixq.tensor @w : tensor<64x32xf32>
+}
+func.func @f(%x: tensor<?x?x32xf32>) {
+  // expected-error @+1 {{'mixq.fused_linear' op expects kernel "nf4_b64_lora_r8_64x32", got "nf4_b64_r8_64x32"}}
+  %y = mixq.fused_linear %x, @ckpt::@w {kernel = "nf4_b64_r8_64x32", layer = 0 : i64, role = "q_proj", quant = #mixq.quant<format = nf4>, adapter = #mixq.lora<rank = 8, alpha = 16.0>} : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
+  return
+}
+
+// -----
+
+mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
+  mixq.tensor @w : tensor<64x32xf32>
+}
+func.func @f(%x: tensor<?x?x32xf32>) {
+  // expected-error @+1 {{'mixq.fused_linear' op expects role to be one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head, got 'x_proj'}}
+  %y = mixq.fused_linear %x, @ckpt::@w {kernel = "nf4_b64_64x32", layer = 0 : i64, role = "x_proj", quant = #mixq.quant<format = nf4>} : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
+  return
+}
+
+// -----
+
+mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
+  mixq.tensor @w : tensor<64x32xf32>
+}
+func.func @f(%x: tensor<?x?x32xf32>) {
+  // expected-error @+1 {{'mixq.fused_linear' op expects static input and output features}}
+  %y = mixq.fused_linear %x, @ckpt::@w {kernel = "nf4_b64_64x32", layer = 0 : i64, role = "q_proj", quant = #mixq.quant<format = nf4>} : tensor<?x?x32xf32> -> tensor<?x?x?xf32>
+  return
+}
+
+// -----
+
+mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
+  mixq.tensor @w : tensor<64x32xf32>
+}
+func.func @f(%x: tensor<?x?x32xf32>) {
+  // expected-error @+1 {{'mixq.fused_linear' op expects the qablora lambda to equal an int quant tile}}
+  %y = mixq.fused_linear %x, @ckpt::@w {kernel = "int4_t8x8_qablora_l4x8_64x32", layer = 0 : i64, role = "q_proj", quant = #mixq.quant<format = int4, tile = [8, 8]>, adapter = #mixq.qablora<lambda = [4, 8]>} : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
+  return
+}
+
+// -----
+
+mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
+  mixq.tensor @w : tensor<64x36xf32>
+}
+func.func @f(%x: tensor<?x?x36xf32>) {
+  // expected-error @+1 {{'mixq.fused_linear' op expects the quant tile to divide the weight [64, 36]}}
+  %y = mixq.fused_linear %x, @ckpt::@w {kernel = "int4_t8x8_64x36", layer = 0 : i64, role = "q_proj", quant = #mixq.quant<format = int4, tile = [8, 8]>} : tensor<?x?x36xf32> -> tensor<?x?x64xf32>
+  return
+}
+
+// -----
+
+mixq.checkpoint @ckpt path "x" format "hf-safetensors" {
+  mixq.tensor @w : tensor<32x32xf32>
+}
+func.func @f(%x: tensor<?x?x32xf32>) {
+  // expected-error @+1 {{'mixq.fused_linear' op expects weight "w" of shape [64, 32], got 'tensor<32x32xf32>'}}
+  %y = mixq.fused_linear %x, @ckpt::@w {kernel = "f32_64x32", layer = 0 : i64, role = "q_proj", quant = #mixq.quant<format = f32>} : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
+  return
+}

@@ -118,3 +118,24 @@ func.func @model(%ids: tensor<?x?xi32>, %labels: tensor<?x?xi32>)
             : tensor<?x?x128xf32>, tensor<?x?xi32> -> tensor<f32>
   return %logits, %loss : tensor<?x?x128xf32>, tensor<f32>
 }
+
+// mixq.fused_linear (--mixq-fuse-linear-adapter): the kernel name follows
+// from the quant format, the adapter and the [out, in] shape.
+// CHECK-LABEL: func.func @fused
+func.func @fused(%x: tensor<?x?x32xf32>, %m: tensor<?x?x64xf32>)
+    -> (tensor<?x?x64xf32>, tensor<?x?x32xf32>) {
+  // CHECK: mixq.fused_linear %{{.*}}, @ckpt::@model.layers.0.mlp.gate_proj.weight {adapter = #mixq.qblora<rank = 2, lambda = 2, alpha = 4.000000e+00>, kernel = "nf4_b64_dq_qblora_r2_l2_64x32", layer = 0 : i64, quant = #mixq.quant<format = nf4, double_quant = true>, role = "gate_proj"} : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
+  %g = mixq.fused_linear %x, @ckpt::@"model.layers.0.mlp.gate_proj.weight"
+         {kernel = "nf4_b64_dq_qblora_r2_l2_64x32", layer = 0 : i64,
+          role = "gate_proj",
+          quant = #mixq.quant<format = nf4, double_quant = true>,
+          adapter = #mixq.qblora<rank = 2, lambda = 2, alpha = 4.0>}
+         : tensor<?x?x32xf32> -> tensor<?x?x64xf32>
+  // CHECK: kernel = "int4_t8x8_qablora_l8x8_32x64"
+  %d = mixq.fused_linear %m, @ckpt::@"model.layers.0.mlp.down_proj.weight"
+         {kernel = "int4_t8x8_qablora_l8x8_32x64", layer = 0 : i64,
+          role = "down_proj", quant = #mixq.quant<format = int4, tile = [8, 8]>,
+          adapter = #mixq.qablora<lambda = [8, 8], alpha = 1.0>}
+         : tensor<?x?x64xf32> -> tensor<?x?x32xf32>
+  return %g, %d : tensor<?x?x64xf32>, tensor<?x?x32xf32>
+}
