@@ -125,7 +125,6 @@ std::string KernelKey::name() const {
     os << "_t" << tileRows << "x" << tileCols;
   switch (adapter) {
   case AdapterKind::None:
-    os << "_none";
     break;
   case AdapterKind::LoRA:
     os << "_lora_r" << rank;

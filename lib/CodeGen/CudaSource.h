@@ -49,7 +49,8 @@ struct KernelKey {
                                             int64_t out, int64_t in);
 
   /// A C identifier that encodes the whole key, e.g.
-  /// "nf4_b64_dq_lora_r8_64x64", "int4_t4x4_qablora_l4x4_64x172".
+  /// "nf4_b64_dq_lora_r8_64x64", "int4_t4x4_qablora_l4x4_64x172",
+  /// "bf16_48x96" (the spelling of FusedLinearOp::getKernelName).
   std::string name() const;
 
   /// Inner dimension of A/B as stored (r, or lambda * r for Q-BLoRA).

@@ -55,8 +55,38 @@ static bool isConfigured(LinearOp op) {
   return op.getQuantAttr() || op.getAdapterAttr();
 }
 
+/// The key-relevant part of a LinearSpec from a fused_linear's attributes
+/// (as linearSpecOf does for mixq.linear).
+static LinearSpec specOf(FusedLinearOp op) {
+  LinearSpec s;
+  QuantAttr q = op.getQuantAttr();
+  s.quant.format = *parseQuantFormat(stringifyQuantFormatKind(q.getFormat()));
+  s.quant.block = q.getBlock();
+  s.quant.doubleQuant = q.getDoubleQuant();
+  if (q.isIntTile()) {
+    s.quant.tileRows = q.getTile()[0];
+    s.quant.tileCols = q.getTile()[1];
+  }
+  AdapterSpec &ad = s.adapter;
+  Attribute a = op.getAdapterAttr();
+  if (auto lora = dyn_cast_or_null<LoRAAttr>(a)) {
+    ad.kind = AdapterKind::LoRA;
+    ad.rank = lora.getRank();
+  } else if (auto qb = dyn_cast_or_null<QBLoRAAttr>(a)) {
+    ad.kind = AdapterKind::QBLoRA;
+    ad.rank = qb.getRank();
+    ad.lambda = qb.getLambda();
+  } else if (auto qa = dyn_cast_or_null<QABLoRAAttr>(a)) {
+    ad.kind = AdapterKind::QABLoRA;
+    ad.lambdaRows = qa.getLambda()[0];
+    ad.lambdaCols = qa.getLambda()[1];
+  }
+  return s;
+}
+
 /// The linear as the manifest lists it: layer, role and weight name.
-static llvm::json::Object describeLinear(LinearOp op) {
+template <typename OpT>
+static llvm::json::Object describeLinear(OpT op) {
   llvm::json::Object o{{"role", op.getRole()},
                        {"weight", op.getWeight().getLeafReference().str()}};
   if (op.getRole() != "lm_head")
@@ -83,6 +113,29 @@ EmitKernelsPass::collect(std::map<std::string, KernelUse> &kernels) {
     use.key = *key;
     use.linears.push_back(describeLinear(op));
     op->setAttr("mixq.kernel", b.getStringAttr(name));
+    return WalkResult::advance();
+  });
+  if (r.wasInterrupted())
+    return failure();
+  // Linears already fused (--mixq-fuse-linear-adapter) name their kernel.
+  r = getOperation().walk([&](FusedLinearOp op) -> WalkResult {
+    llvm::Expected<KernelKey> key =
+        KernelKey::fromSpec(specOf(op), op.getOutFeatures(),
+                            op.getInFeatures());
+    if (!key) {
+      op.emitError("mixq-emit-kernels: ") << llvm::toString(key.takeError());
+      return WalkResult::interrupt();
+    }
+    std::string name = key->name();
+    if (op.getKernel() != name) {
+      op.emitError("mixq-emit-kernels: kernel \"")
+          << op.getKernel() << "\" does not match the specialisation of its "
+          << "attributes, \"" << name << "\"";
+      return WalkResult::interrupt();
+    }
+    KernelUse &use = kernels[name];
+    use.key = *key;
+    use.linears.push_back(describeLinear(op));
     return WalkResult::advance();
   });
   return failure(r.wasInterrupted());

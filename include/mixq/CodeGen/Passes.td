@@ -16,7 +16,11 @@ def MixQEmitKernelsPass : Pass<"mixq-emit-kernels", "mlir::ModuleOp"> {
     `out`/kernels/registry.cu and `out`/kernels/manifest.json (name -> key,
     file, and the linears that use it), and attaches the kernel name to each
     linear as `mixq.kernel = "NAME"`. Linears without quant and adapter (f32
-    base, nothing fused) are left to cuBLAS and get no kernel.
+    base, nothing fused) are left to cuBLAS and get no kernel. A
+    `mixq.fused_linear` already names its kernel: the name must be the one
+    its attributes specialise to (else an error), and that kernel is
+    generated. The unity file `out`/kernels/all.cu includes every kernel and
+    the registry for a single nvcc invocation.
 
     Each kernel reads the packed layout of include/mixq/Kernels/Quant.h (the
     same bytes the CPU kernels read) and computes the forward and backward of
