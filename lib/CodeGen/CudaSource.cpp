@@ -284,10 +284,12 @@ static void writeTileFormat(const KernelKey &k, raw_ostream &os) {
      << "                                                  int c) "
         "{\n";
   if (bits == 4)
-    os << "  const int byte = row[c >> 1];\n"
+    os << "  static_assert(kBits == 4, \"two codes per byte\");\n"
+       << "  const int byte = row[c >> 1];\n"
        << "  return (c & 1) ? (byte & 0xF) : (byte >> 4);\n";
   else if (bits == 2)
-    os << "  return (row[c >> 2] >> (6 - 2 * (c & 3))) & 3;\n";
+    os << "  static_assert(kBits == 2, \"four codes per byte\");\n"
+       << "  return (row[c >> 2] >> (6 - 2 * (c & 3))) & 3;\n";
   else
     os << "  const int64_t bit = static_cast<int64_t>(c) * kBits;\n"
        << "  const int64_t byte = bit >> 3;\n"
