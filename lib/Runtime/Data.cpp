@@ -114,7 +114,8 @@ void encodePair(const Tokenizer &tok, StringRef context, StringRef continuation,
 }
 
 Example makeCompletionExample(const std::vector<int> &ctx,
-                              const std::vector<int> &cont, int64_t maxLen) {
+                              const std::vector<int> &cont, int64_t maxLen,
+                              bool lossOnPrompt) {
   std::vector<int> all = ctx;
   all.insert(all.end(), cont.begin(), cont.end());
   int64_t firstTarget = int64_t(ctx.size()); // index in `all` of cont[0]
@@ -123,6 +124,8 @@ Example makeCompletionExample(const std::vector<int> &ctx,
     all.erase(all.begin(), all.begin() + drop);
     firstTarget = std::max<int64_t>(1, firstTarget - drop);
   }
+  if (lossOnPrompt)
+    firstTarget = 1;
   Example ex;
   ex.tokens.assign(all.begin(), all.end() - 1);
   ex.targets.assign(ex.tokens.size(), -1);
@@ -176,7 +179,8 @@ loadAlpaca(StringRef path, const Tokenizer &tok, const DataOptions &opts) {
     if (!cont.empty() && tok.piece(cont[0]) == " ")
       cont.erase(cont.begin());
     cont.push_back(tok.eosId());
-    Example ex = makeCompletionExample(ctx, cont, opts.seqLen);
+    Example ex =
+        makeCompletionExample(ctx, cont, opts.seqLen, opts.lossOnPrompt);
     // Keep the head of a long response rather than a context-free tail.
     if (int64_t(ctx.size() + cont.size()) > opts.seqLen + 1) {
       std::vector<int> all = ctx;
@@ -184,7 +188,7 @@ loadAlpaca(StringRef path, const Tokenizer &tok, const DataOptions &opts) {
       all.resize(opts.seqLen + 1);
       ex.tokens.assign(all.begin(), all.end() - 1);
       ex.targets.assign(ex.tokens.size(), -1);
-      for (size_t j = ctx.size(); j < all.size(); ++j)
+      for (size_t j = opts.lossOnPrompt ? 1 : ctx.size(); j < all.size(); ++j)
         ex.targets[j - 1] = all[j];
     }
     out.push_back(std::move(ex));
@@ -297,7 +301,8 @@ Expected<std::vector<Example>> loadTrainingSet(StringRef spec,
   for (const BabiQuestion &q : *qs) {
     std::vector<int> ctx, cont;
     encodePair(tok, q.prompt, " " + q.answer, opts.bos, ctx, cont);
-    out.push_back(makeCompletionExample(ctx, cont, opts.seqLen));
+    out.push_back(
+        makeCompletionExample(ctx, cont, opts.seqLen, opts.lossOnPrompt));
   }
   return out;
 }

@@ -43,7 +43,9 @@ json::Object TaskResult::toJSON() const {
 static std::string dataPath(StringRef dir, StringRef a, StringRef b = "",
                             StringRef c = "") {
   SmallString<256> p(dir);
-  sys::path::append(p, a, b, c);
+  for (StringRef part : {a, b, c})
+    if (!part.empty())
+      sys::path::append(p, part);
   return std::string(p);
 }
 

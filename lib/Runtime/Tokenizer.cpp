@@ -9,6 +9,7 @@
 #include <sentencepiece_processor.h>
 
 #include <cstring>
+#include <queue>
 
 using namespace llvm;
 
@@ -145,33 +146,56 @@ std::vector<int> Llama2cTokenizer::encode(StringRef text, bool bos,
     }
     i += n;
   }
-  // Greedy merges: the best-scoring pair, leftmost on ties. The merged id of
-  // every adjacent pair is cached and only the neighbours of a merge are
-  // looked up again.
-  std::vector<int> pairId(tokens.size(), -1);
-  auto pairOf = [&](size_t i) {
-    return lookup(pieces_[tokens[i]] + pieces_[tokens[i + 1]]);
-  };
-  for (size_t i = 0; i + 1 < tokens.size(); ++i)
-    pairId[i] = pairOf(i);
-  while (tokens.size() > 1) {
-    float best = -1e10f;
-    int bestIdx = -1;
-    for (size_t i = 0; i + 1 < tokens.size(); ++i)
-      if (pairId[i] >= 0 && scores_[pairId[i]] > best) {
-        best = scores_[pairId[i]];
-        bestIdx = int(i);
-      }
-    if (bestIdx < 0)
-      break;
-    tokens[bestIdx] = pairId[bestIdx];
-    tokens.erase(tokens.begin() + bestIdx + 1);
-    pairId.erase(pairId.begin() + bestIdx + 1);
-    pairId[bestIdx] = size_t(bestIdx) + 1 < tokens.size() ? pairOf(bestIdx)
-                                                          : -1;
-    if (bestIdx > 0)
-      pairId[bestIdx - 1] = pairOf(bestIdx - 1);
+  // Greedy merges: the best-scoring pair, leftmost on ties, as llama2.c's
+  // quadratic scan picks it, found with a heap over a linked list (stale
+  // entries are skipped when popped).
+  const int n = int(tokens.size());
+  std::vector<int> prev(n), next(n);
+  std::vector<bool> alive(n, true);
+  for (int i = 0; i < n; ++i) {
+    prev[i] = i - 1;
+    next[i] = i + 1 < n ? i + 1 : -1;
   }
+  struct Cand {
+    float score;
+    int left, right, leftId, rightId, merged;
+  };
+  auto worse = [](const Cand &a, const Cand &b) {
+    if (a.score != b.score)
+      return a.score < b.score;
+    return a.left > b.left;
+  };
+  std::priority_queue<Cand, std::vector<Cand>, decltype(worse)> heap(worse);
+  auto push = [&](int l) {
+    if (l < 0 || next[l] < 0)
+      return;
+    int r = next[l];
+    int m = lookup(pieces_[tokens[l]] + pieces_[tokens[r]]);
+    if (m >= 0)
+      heap.push({scores_[m], l, r, tokens[l], tokens[r], m});
+  };
+  for (int i = 0; i + 1 < n; ++i)
+    push(i);
+  while (!heap.empty()) {
+    Cand c = heap.top();
+    heap.pop();
+    if (!alive[c.left] || !alive[c.right] || next[c.left] != c.right ||
+        tokens[c.left] != c.leftId || tokens[c.right] != c.rightId)
+      continue;
+    tokens[c.left] = c.merged;
+    alive[c.right] = false;
+    next[c.left] = next[c.right];
+    if (next[c.right] >= 0)
+      prev[next[c.right]] = c.left;
+    push(prev[c.left]);
+    push(c.left);
+  }
+  std::vector<int> merged;
+  merged.reserve(n);
+  for (int i = 0; i < n; ++i)
+    if (alive[i])
+      merged.push_back(tokens[i]);
+  tokens = std::move(merged);
   if (eos)
     tokens.push_back(eosId());
   return tokens;

@@ -90,6 +90,9 @@ cl::opt<std::string> schedule("schedule", cl::desc("constant|linear|cosine"),
                               cl::cat(cat));
 cl::opt<int> seqLen("seq-len", cl::desc("Packing / truncation length"),
                     cl::init(256), cl::sub(finetuneCmd), cl::cat(cat));
+cl::opt<bool> lossOnPrompt("loss-on-prompt",
+                           cl::desc("bAbI/Alpaca: train on prompt tokens too"),
+                           cl::sub(finetuneCmd), cl::cat(cat));
 cl::opt<bool> trainNorms("train-norms", cl::desc("Also train RMSNorm weights"),
                          cl::sub(finetuneCmd), cl::cat(cat));
 cl::opt<std::string> outDir("out", cl::desc("Run directory"),
@@ -254,6 +257,7 @@ Error runFinetune() {
     return e;
   DataOptions dopt;
   dopt.seqLen = std::min<int64_t>(seqLen, s.variant->model().maxSeqLen);
+  dopt.lossOnPrompt = lossOnPrompt;
   auto data = loadTrainingSet(dataSpec, dataDir, *s.tok, dopt);
   if (!data)
     return data.takeError();

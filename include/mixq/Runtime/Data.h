@@ -53,10 +53,11 @@ void encodePair(const Tokenizer &tok, llvm::StringRef context,
                 llvm::StringRef continuation, bool bos, std::vector<int> &ctx,
                 std::vector<int> &cont);
 
-/// An example with the loss on the continuation only; truncated on the left
-/// to maxLen tokens.
+/// An example with the loss on the continuation (and on the context too
+/// when lossOnPrompt); truncated on the left to maxLen tokens.
 Example makeCompletionExample(const std::vector<int> &ctx,
-                              const std::vector<int> &cont, int64_t maxLen);
+                              const std::vector<int> &cont, int64_t maxLen,
+                              bool lossOnPrompt = false);
 
 /// The Stanford Alpaca prompt of an (instruction, input) pair.
 std::string alpacaPrompt(llvm::StringRef instruction, llvm::StringRef input);
@@ -64,6 +65,8 @@ std::string alpacaPrompt(llvm::StringRef instruction, llvm::StringRef input);
 struct DataOptions {
   int64_t seqLen = 256; ///< packing length (text), truncation (others)
   bool bos = true;
+  /// bAbI / Alpaca: also train on the prompt tokens (plain causal LM loss).
+  bool lossOnPrompt = false;
 };
 
 /// Loads a training set named by spec: "babi:qa1" (from babiDir),
