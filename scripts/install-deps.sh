@@ -17,7 +17,7 @@ pkgs=(
   libzstd-dev zlib1g-dev libxml2-dev libedit-dev libffi-dev
 )
 if [ "${MIXQ_WITH_TORCH:-1}" != 0 ]; then
-  pkgs+=(libtorch-dev)
+  pkgs+=(libtorch-dev python3-torch) # python3-torch: bench/runtime peer only
 fi
 
 missing=()
