@@ -15,6 +15,9 @@ data=${2:-$(cd "$(dirname "$0")/../../../shared/data" && pwd)}
 here=$(cd "$(dirname "$0")" && pwd)
 run=$build/bin/mixq-run
 out=$(mktemp -d)
+# Debian's interpreter, which python3-torch installs into.
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
 model=$data/models/stories260K/stories260K.bin
 
 cat > "$out/nf4.json" <<'JSON'
@@ -34,10 +37,10 @@ for base in nf4 f32; do
     --data-dir "$data" --task babi:qa1 --limit 300 --threads 2 --quiet \
     --metrics "$out/$base-eval.json"
 done
-python3 "$here/peer_babi.py" --data "$data" --epochs 1 --limit 300 \
+"$py" "$here/peer_babi.py" --data "$data" --epochs 1 --limit 300 \
   --threads 2 > "$out/peer.json"
 
-python3 - "$out" <<'PY'
+"$py" - "$out" <<'PY'
 import json, sys, os
 d = sys.argv[1]
 peer = json.load(open(os.path.join(d, "peer.json")))
