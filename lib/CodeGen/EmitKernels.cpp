@@ -9,6 +9,7 @@
 #include "CudaSource.h"
 
 #include "mixq/CodeGen/Passes.h"
+#include "mixq/Support/FileUtils.h"
 #include "mixq/Transforms/ModelInfo.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -141,28 +142,14 @@ EmitKernelsPass::collect(std::map<std::string, KernelUse> &kernels) {
   return failure(r.wasInterrupted());
 }
 
-/// Writes `dir`/`name` through a temporary file and a rename.
+/// Writes `dir`/`name` atomically (mixq::writeFileAtomically).
 LogicalResult
 EmitKernelsPass::writeFile(StringRef dir, StringRef name,
                            llvm::function_ref<void(raw_ostream &)> write) {
   SmallString<256> path(dir);
   llvm::sys::path::append(path, name);
-  std::string tmp = (path + ".tmp").str();
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(tmp, ec, llvm::sys::fs::OF_Text);
-    if (ec)
-      return getOperation().emitError("cannot write ")
-             << tmp << ": " << ec.message();
-    write(os);
-    os.close();
-    if (os.has_error())
-      return getOperation().emitError("cannot write ")
-             << tmp << ": " << os.error().message();
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(tmp, path))
-    return getOperation().emitError("cannot rename ")
-           << tmp << " to " << path << ": " << ec.message();
+  if (llvm::Error e = writeFileAtomically(path, write))
+    return getOperation().emitError(llvm::toString(std::move(e)));
   return success();
 }
 
