@@ -135,4 +135,29 @@ def MixQCompilePass : Pass<"mixq-compile", "mlir::ModuleOp"> {
   let dependentDialects = ["::mixq::MixQDialect"];
 }
 
+def MixQLQLoRABitsPass : Pass<"mixq-lq-lora-bits", "mlir::ModuleOp"> {
+  let summary = "LQ-LoRA: per-linear formats under an average-bit budget";
+  let description = [{
+    LQ-LoRA's bit allocation as a config generator. For every projection it
+    measures the quantization error ||W - dequant(quant(W))||_F^2 of each
+    candidate format (int2, int3, nf4 + double quant, int8; int tiles of
+    one row by the largest divisor of the input width up to 64) and picks
+    one format per linear minimising the total error subject to
+    sum(bits/param * params) <= budget * sum(params). The multiple-choice knapsack is solved by Lagrangian relaxation (bisection on
+    the multiplier), then the remaining budget is spent greedily on the
+    upgrades with the best error reduction per bit. Writes a config JSON
+    (docs/contracts.md) with one entry per linear to `out`, plus `adapter`
+    (lora with `rank` and alpha = 2 * rank; none for rank = 0) on every
+    entry, and annotates each linear with `mixq.lq_format`.
+  }];
+  let options = [
+    Option<"budget", "budget", "double", /*default=*/"4.0",
+           "average bits per parameter (storage, with scales)">,
+    Option<"out", "out", "std::string", /*default=*/"\"\"",
+           "config JSON to write">,
+    Option<"rank", "rank", "int64_t", /*default=*/"8",
+           "LoRA rank written into the config (0: no adapter)">,
+  ];
+}
+
 #endif // MIXQ_METHODS_PASSES_TD
