@@ -59,7 +59,12 @@ llvm::Expected<AdapterShapes> adapterShapes(const AdapterView &ad, int64_t in,
 AdapterView adapterViewFromSpec(const AdapterSpec &spec) {
   AdapterView v;
   v.kind = spec.kind;
-  v.scale = spec.rank > 0 ? static_cast<float>(spec.alpha / spec.rank) : 0.0f;
+  // QA-BLoRA has no rank: its single matrix H is scaled by alpha itself.
+  if (spec.kind == AdapterKind::QABLoRA)
+    v.scale = static_cast<float>(spec.alpha);
+  else
+    v.scale = spec.rank > 0 ? static_cast<float>(spec.alpha / spec.rank)
+                            : 0.0f;
   if (spec.kind == AdapterKind::LoRA) {
     v.rank = spec.rank;
   } else if (spec.kind == AdapterKind::QBLoRA) {

@@ -99,7 +99,8 @@ llvm::Expected<AdapterShapes> adapterShapes(const AdapterView &adapter,
 /// An AdapterView (without data pointers) for a config AdapterSpec:
 /// LoRA rank = spec.rank; Q-BLoRA rank = lambda * spec.rank, pool = repeat =
 /// lambda; QA-BLoRA pool = lambdaCols, repeat = lambdaRows. scale = alpha /
-/// spec.rank (0 if rank is 0).
+/// spec.rank (0 if rank is 0) for LoRA and Q-BLoRA, alpha for QA-BLoRA (it
+/// has no rank).
 AdapterView adapterViewFromSpec(const AdapterSpec &spec);
 
 //===----------------------------------------------------------------------===//
