@@ -78,11 +78,6 @@ func.func private @f() attributes {x = #mixq.qblora<rank = 2, lambda = 3>}
 
 // -----
 
-// expected-error @+1 {{qblora supports only gaussian initialisation}}
-func.func private @f() attributes {x = #mixq.qblora<rank = 2, lambda = 2, init = pissa>}
-
-// -----
-
 // expected-error @+1 {{expects lambda = [rows, cols], got 1 values}}
 func.func private @f() attributes {x = #mixq.qablora<lambda = [8]>}
 

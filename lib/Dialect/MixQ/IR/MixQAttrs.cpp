@@ -105,8 +105,6 @@ LogicalResult QBLoRAAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (!isPowerOfTwo(lambda))
     return emitError() << "expects lambda to be a power of two, got "
                        << lambda;
-  if (init == AdapterInitKind::loftq || init == AdapterInitKind::pissa)
-    return emitError() << "qblora supports only gaussian initialisation";
   return verifyCommon(emitError, alpha, dropout);
 }
 
