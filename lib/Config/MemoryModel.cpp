@@ -17,16 +17,6 @@ json::Object MemoryBreakdown::toJSON() const {
                       {"workspace", workspace}};
 }
 
-int64_t quantizedWeightBytes(int64_t rows, int64_t cols, const QuantSpec &q) {
-  // The kernels' storage layout is the one source of truth.
-  return kernels::quantizedBytes(q, rows, cols);
-}
-
-double bitsPerParam(int64_t rows, int64_t cols, const QuantSpec &q) {
-  return 8.0 * double(quantizedWeightBytes(rows, cols, q)) /
-         double(rows * cols);
-}
-
 int64_t adapterParams(int64_t rows, int64_t cols, const AdapterSpec &a) {
   switch (a.kind) {
   case AdapterKind::None:
@@ -65,7 +55,7 @@ struct LinearTally {
   int64_t maxPanel = 0;
 
   void add(int64_t rows, int64_t cols, const LinearSpec &s) {
-    m.weights += quantizedWeightBytes(rows, cols, s.quant);
+    m.weights += kernels::quantizedBytes(s.quant, rows, cols);
     int64_t p = adapterParams(rows, cols, s.adapter);
     m.adapters += 4 * p;
     m.gradients += 4 * p;

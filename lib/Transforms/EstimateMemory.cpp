@@ -1,6 +1,7 @@
 //===- EstimateMemory.cpp - static fine-tuning memory estimate ----*- C++ -*-===//
 
 #include "mixq/Config/MemoryModel.h"
+#include "mixq/Kernels/Quant.h"
 #include "mixq/Transforms/ModelInfo.h"
 #include "mixq/Transforms/Passes.h"
 
@@ -52,8 +53,8 @@ void printLinear(raw_ostream &os, LinearOp op) {
                      (long long)(int64_t)op.getLayer(),
                      op.getRole().str().c_str(), (long long)out,
                      (long long)in, quantFormatName(s.quant.format).data(),
-                     bitsPerParam(out, in, s.quant),
-                     (long long)quantizedWeightBytes(out, in, s.quant),
+                     kernels::bitsPerParam(s.quant, out, in),
+                     (long long)kernels::quantizedBytes(s.quant, out, in),
                      adapter.c_str(),
                      (long long)adapterParams(out, in, s.adapter));
 }
@@ -74,12 +75,10 @@ void EstimateMemoryPass::runOnOperation() {
   std::map<std::pair<int64_t, std::string>, LinearOp> linears;
   module.walk([&](LinearOp op) {
     linears[{op.getLayer(), op.getRole().str()}] = op;
-    LinearSpec s = linearSpecOf(op);
+    int64_t bytes = kernels::quantizedBytes(
+        linearSpecOf(op).quant, op.getOutFeatures(), op.getInFeatures());
     op->setAttr("mixq.weight_bytes",
-                IntegerAttr::get(IntegerType::get(&getContext(), 64),
-                                 quantizedWeightBytes(op.getOutFeatures(),
-                                                      op.getInFeatures(),
-                                                      s.quant)));
+                IntegerAttr::get(IntegerType::get(&getContext(), 64), bytes));
   });
   auto specFn = [&](int64_t layer, StringRef role) {
     auto it = linears.find({layer, role.str()});

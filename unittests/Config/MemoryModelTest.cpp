@@ -1,6 +1,7 @@
 //===- MemoryModelTest.cpp - static fine-tuning memory estimate ---*- C++ -*-===//
 
 #include "mixq/Config/MemoryModel.h"
+#include "mixq/Kernels/Quant.h"
 
 #include "gtest/gtest.h"
 
@@ -35,13 +36,13 @@ TEST(MemoryModel, BitsPerParamOfTheFormats) {
   QuantSpec q;
   q.format = QuantFormat::NF4;
   q.doubleQuant = true;
-  EXPECT_NEAR(bitsPerParam(4096, 4096, q), 4.127, 5e-4);
+  EXPECT_NEAR(kernels::bitsPerParam(q, 4096, 4096), 4.127, 5e-4);
   q.doubleQuant = false;
-  EXPECT_DOUBLE_EQ(bitsPerParam(4096, 4096, q), 4.5);
+  EXPECT_DOUBLE_EQ(kernels::bitsPerParam(q, 4096, 4096), 4.5);
   q.format = QuantFormat::Int8;
-  EXPECT_DOUBLE_EQ(bitsPerParam(4096, 4096, q), 8.5);
+  EXPECT_DOUBLE_EQ(kernels::bitsPerParam(q, 4096, 4096), 8.5);
   q.format = QuantFormat::BF16;
-  EXPECT_DOUBLE_EQ(bitsPerParam(64, 64, q), 16.0);
+  EXPECT_DOUBLE_EQ(kernels::bitsPerParam(q, 64, 64), 16.0);
 }
 
 TEST(MemoryModel, AdapterParameterCounts) {

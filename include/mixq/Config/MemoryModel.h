@@ -42,11 +42,8 @@ struct MemoryBreakdown {
   llvm::json::Object toJSON() const;
 };
 
-/// Bytes of a [rows, cols] weight stored in `q` (data + scales/zeros +
-/// double-quant metadata).
-int64_t quantizedWeightBytes(int64_t rows, int64_t cols, const QuantSpec &q);
-/// Bits per parameter of a [rows, cols] weight in `q`.
-double bitsPerParam(int64_t rows, int64_t cols, const QuantSpec &q);
+// A weight's bytes in its format are kernels::quantizedBytes (Quant.h): the
+// kernels' storage layout is the one source of truth.
 /// Trainable parameters of the adapter of a [rows=out, cols=in] linear.
 int64_t adapterParams(int64_t rows, int64_t cols, const AdapterSpec &a);
 /// Width of the adapter's saved intermediate (X pooled / projected) per token.
