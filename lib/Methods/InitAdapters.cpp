@@ -124,25 +124,12 @@ void InitAdaptersPass::runOnOperation() {
   auto ckpt = openModuleCheckpoint(module, "mixq-init-adapters");
   if (failed(ckpt))
     return signalPassFailure();
-  auto writer = WeightsFileWriter::openOrCreate(*path);
-  if (!writer) {
-    (void)emitLLVMError(module, writer.takeError());
+  if (failed(updateWeightsFile(
+          module, *path, [](LinearOp op) { return bool(op.getAdapterAttr()); },
+          [&](LinearOp op, WeightsFileWriter &writer) {
+            return initLinear(op, **ckpt, writer, kind);
+          })))
     return signalPassFailure();
-  }
-  WalkResult r = module.walk([&](LinearOp op) {
-    if (!op.getAdapterAttr())
-      return WalkResult::advance();
-    return failed(initLinear(op, **ckpt, *writer, kind))
-               ? WalkResult::interrupt()
-               : WalkResult::advance();
-  });
-  if (r.wasInterrupted())
-    return signalPassFailure();
-  if (llvm::Error e = writer->write()) {
-    (void)emitLLVMError(module, std::move(e));
-    return signalPassFailure();
-  }
-  setWeightsAttr(module, *path);
   SmallString<256> reportPath(llvm::sys::path::parent_path(*path));
   llvm::sys::path::append(reportPath, "init_report.json");
   llvm::json::Object doc{{"seed", int64_t(seed)},

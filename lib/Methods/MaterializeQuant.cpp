@@ -59,22 +59,10 @@ void MaterializeQuantPass::runOnOperation() {
   auto ckpt = openModuleCheckpoint(module, "mixq-materialize-quant");
   if (failed(ckpt))
     return signalPassFailure();
-  auto writer = WeightsFileWriter::openOrCreate(*path);
-  if (!writer) {
-    (void)emitLLVMError(module, writer.takeError());
+  if (failed(updateWeightsFile(
+          module, *path, [](LinearOp op) { return bool(op.getQuantAttr()); },
+          [&](LinearOp op, WeightsFileWriter &writer) {
+            return materialize(op, **ckpt, writer);
+          })))
     return signalPassFailure();
-  }
-  WalkResult r = module.walk([&](LinearOp op) {
-    if (!op.getQuantAttr())
-      return WalkResult::advance();
-    return failed(materialize(op, **ckpt, *writer)) ? WalkResult::interrupt()
-                                                    : WalkResult::advance();
-  });
-  if (r.wasInterrupted())
-    return signalPassFailure();
-  if (llvm::Error e = writer->write()) {
-    (void)emitLLVMError(module, std::move(e));
-    return signalPassFailure();
-  }
-  setWeightsAttr(module, *path);
 }

@@ -165,22 +165,10 @@ void MergeAdaptersPass::runOnOperation() {
     }
     materialized = std::move(*r);
   }
-  auto writer = WeightsFileWriter::openOrCreate(*path);
-  if (!writer) {
-    (void)emitLLVMError(module, writer.takeError());
+  if (failed(updateWeightsFile(
+          module, *path, [](LinearOp op) { return bool(op.getAdapterAttr()); },
+          [&](LinearOp op, WeightsFileWriter &writer) {
+            return mergeLinear(op, writer);
+          })))
     return signalPassFailure();
-  }
-  WalkResult r = module.walk([&](LinearOp op) {
-    if (!op.getAdapterAttr())
-      return WalkResult::advance();
-    return failed(mergeLinear(op, *writer)) ? WalkResult::interrupt()
-                                            : WalkResult::advance();
-  });
-  if (r.wasInterrupted())
-    return signalPassFailure();
-  if (llvm::Error e = writer->write()) {
-    (void)emitLLVMError(module, std::move(e));
-    return signalPassFailure();
-  }
-  setWeightsAttr(module, *path);
 }

@@ -71,3 +71,23 @@ FailureOr<std::string> methods::prepareWeightsPath(ModuleOp module,
 void methods::setWeightsAttr(ModuleOp module, StringRef path) {
   module->setAttr("mixq.weights", StringAttr::get(module.getContext(), path));
 }
+
+LogicalResult methods::updateWeightsFile(
+    ModuleOp module, StringRef path, function_ref<bool(LinearOp)> select,
+    function_ref<LogicalResult(LinearOp, WeightsFileWriter &)> update) {
+  auto writer = WeightsFileWriter::openOrCreate(path);
+  if (!writer)
+    return emitLLVMError(module, writer.takeError());
+  WalkResult r = module.walk([&](LinearOp op) {
+    if (!select(op))
+      return WalkResult::advance();
+    return failed(update(op, *writer)) ? WalkResult::interrupt()
+                                       : WalkResult::advance();
+  });
+  if (r.wasInterrupted())
+    return failure();
+  if (llvm::Error e = writer->write())
+    return emitLLVMError(module, std::move(e));
+  setWeightsAttr(module, path);
+  return success();
+}

@@ -42,6 +42,17 @@ mlir::FailureOr<std::string> prepareWeightsPath(mlir::ModuleOp module,
 /// (`mixq.weights`, read by --mixq-emit-variant).
 void setWeightsAttr(mlir::ModuleOp module, llvm::StringRef path);
 
+class WeightsFileWriter;
+
+/// Opens (or creates) the weights file `path`, calls `update` on every
+/// linear `select` picks (stopping at the first failure), writes the file
+/// and records it on the module. Errors are emitted on the module or op.
+mlir::LogicalResult updateWeightsFile(
+    mlir::ModuleOp module, llvm::StringRef path,
+    llvm::function_ref<bool(LinearOp)> select,
+    llvm::function_ref<mlir::LogicalResult(LinearOp, WeightsFileWriter &)>
+        update);
+
 /// Emits `err` on `op` (prefixed by `what`) and returns failure.
 mlir::LogicalResult emitLLVMError(mlir::Operation *op, llvm::Error err,
                                   const llvm::Twine &what = "");
