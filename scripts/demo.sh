@@ -24,7 +24,7 @@ start=$(date +%s)
 trials=${MIXQ_DEMO_TRIALS:-12}
 echo "== MixQ demo: a QR-Adaptor search of $trials trials on stories260K for bAbI qa1"
 echo "   (each trial compiles, fine-tunes one epoch on 1000 questions and scores 100;"
-echo "    about 25 s a trial on 2 cores: expect $(( (trials + 1) * 25 / 60 + 1 )) minutes)"
+echo "    about 20 s of CPU a trial: roughly $(( (trials + 1) * 25 / 60 + 1 )) minutes on 2 idle cores)"
 echo
 echo "-- 1. import $data/models/stories260K-hf"
 "$bin/mixq-import" "$data/models/stories260K-hf" --summary
