@@ -26,7 +26,7 @@ root=$(cd "$here/../.." && pwd)
 # Used by the baselines and (through trial.sh) by the search objective.
 repro_compile() { # config init-mode(kaiming|normal) seed out
   rm -rf "$4"
-  "$REPRO_BIN/mixq-opt" "$REPRO_WORK/model.mlir" \
+  "$REPRO_BIN/mixq-opt" "${REPRO_MODULE:-$REPRO_WORK/model.mlir}" \
     --mixq-assign-config=config="$1" --mixq-materialize-quant=out="$4" \
     --mixq-init-adapters="out=$4 seed=$3 gaussian=$2" \
     --mixq-emit-variant=out="$4" -o /dev/null
@@ -58,7 +58,7 @@ repro_finetune() { # variant task seed rundir metrics
 method_spec() {
   case "$1" in
     lora-f32|qlora-nf4|qlora-int8|qblora|qablora|adalora) echo "$here/configs/$1.json kaiming" ;;
-    loftq1|loftq5|pissa) echo "$here/configs/$1.json kaiming" ;;
+    loftq1|loftq5|loftq8|pissa) echo "$here/configs/$1.json kaiming" ;;
     gaussian) echo "$here/configs/gaussian.json normal" ;;
     lq-lora) echo "$REPRO_WORK/lq-lora.json kaiming" ;;
     *) echo "unknown method $1" >&2; return 1 ;;
@@ -68,7 +68,7 @@ all_methods=lora-f32,qlora-nf4,qlora-int8,loftq1,loftq5,pissa,gaussian,adalora,l
 
 one_run() { # method task seed
   local m=$1 t=$2 s=$3
-  local dest="$REPRO_RESULTS/baselines/$t/$m/seed$s.json"
+  local dest="$REPRO_RESULTS/baselines/$t/${REPRO_PREFIX:-}$m/seed$s.json"
   [ -f "$dest" ] && return 0
   local spec cfg mode
   spec=$(method_spec "$m") || return 0
@@ -77,7 +77,7 @@ one_run() { # method task seed
     echo "[repro] $m: no config $cfg (not yet available), skipped" >&2
     return 0
   fi
-  local w="$REPRO_WORK/runs/$t/$m/seed$s"
+  local w="$REPRO_WORK/runs/$t/${REPRO_PREFIX:-}$m/seed$s"
   mkdir -p "$w" "$(dirname "$dest")"
   # Several run.sh processes may share the results: a run in progress holds
   # $w.lock (its pid); a lock whose process is gone is taken over.
@@ -126,7 +126,7 @@ search_study() { # name task strategy-args...
   mkdir -p "$out" "$REPRO_WORK/search"
   local start=$(date +%s)
   REPRO_TASK=$t REPRO_TRAIN_FILE=$(repro_train_file "$t") REPRO_SEED=0 "$REPRO_BIN/mixq-search" run --study "sqlite://$db" \
-    --model "$REPRO_MODEL" --bits 4,8 --ranks 2,4,8 --seed 0 \
+    --model "${REPRO_SEARCH_MODEL:-$REPRO_MODEL}" --bits 4,8 --ranks 2,4,8 --seed 0 \
     --trials "$REPRO_SEARCH_TRIALS" --objective-cmd "$here/trial.sh" \
     --config-dir "$REPRO_WORK/search/$t-$name-configs" "$@" \
     2>>"$out/../$name.log" >&2 || echo "[repro] search $name $t: run failed" >&2
@@ -151,12 +151,37 @@ searches() {
   done
 }
 
+# ---- AutoMixQ on a 30%-pruned stories260K (LLM-Pruner, Taylor importance):
+# the AutoMixQ study vs uniform LoRA (f32 base) and uniform 8-bit LoftQ on the
+# same pruned model (3 seeds each, the same recipe), on the search tasks.
 prune_part() {
-  if ! "$REPRO_BIN/mixq-opt" --help | grep -q -- '--mixq-prune'; then
-    echo "[repro] prune: this build has no --mixq-prune yet; AutoMixQ-on-pruned rows skipped" >&2
+  if ! "$REPRO_BIN/mixq-opt" --help | grep -q -- '--mixq-prune' ||
+     ! "$REPRO_BIN/mixq-run" importance --help >/dev/null 2>&1; then
+    echo "[repro] prune: this build has no --mixq-prune / mixq-run importance yet; AutoMixQ-on-pruned rows skipped" >&2
     return 0
   fi
-  echo "[repro] prune: --mixq-prune exists but bench/repro does not drive it yet" >&2
+  local t p="$REPRO_WORK/pruned"
+  mkdir -p "$p" "$REPRO_RESULTS/pruned"
+  if [ ! -f "$p/model.mlir" ]; then
+    "$REPRO_BIN/mixq-run" importance "$REPRO_MODEL" --tokenizer "$REPRO_TOKENIZER" \
+      --method taylor1 --data "babi:$(repro_train_file qa1)" --out "$p/importance.json" \
+      --threads 1 --quiet >"$p/importance.log" 2>&1
+    "$REPRO_BIN/mixq-opt" "$REPRO_WORK/model.mlir" \
+      --mixq-prune="ratio=0.3 importance=$p/importance.json out=$p" \
+      -o "$p/model.mlir.tmp" 2>"$p/prune.log"
+    mv "$p/model.mlir.tmp" "$p/model.mlir"
+    cp "$p/prune_report.json" "$REPRO_RESULTS/pruned/prune_report.json" 2>/dev/null || true
+  fi
+  export REPRO_MODULE="$p/model.mlir"
+  for t in ${REPRO_SEARCH_TASKS//,/ }; do
+    local s
+    for s in ${seeds//,/ }; do
+      REPRO_PREFIX=pruned- "$0" __one lora-f32 "$t" "$s"
+      REPRO_PREFIX=pruned- "$0" __one loftq8 "$t" "$s"
+    done
+    REPRO_SEARCH_MODEL="$p/pruned" search_study automixq-pruned "$t" \
+      --strategy automixq --init 4 --patience 3
+  done
 }
 
 setup() {

@@ -160,7 +160,7 @@ def search_tables(results, tasks, out, results_rel):
         out.append(f"### bAbI {t}\n")
         out.append("| study | trials complete / failed | wall (s, sum of trials) | "
                    "best acc (%) | its peak (MB) | chosen (α=0.5): acc (%) / peak (MB) | "
-                   "front size | hypervolume | SVG |")
+                   "front size | hypervolume (acc × MB) | SVG |")
         out.append("|---|---|---|---|---|---|---|---|---|")
         uniform_rows = []
         for key, label in STUDIES:
@@ -186,7 +186,7 @@ def search_tables(results, tasks, out, results_rel):
                 if ca is not None and cm is not None:
                     ccell = f"{float(ca) * 100:.1f} / {float(cm) / MB:.1f}"
             hv = rep.get("hypervolume")
-            hvcell = f"{hv / MB:.2f} (%·MB/100)" if isinstance(hv, (int, float)) else "—"
+            hvcell = f"{hv / MB:.2f}" if isinstance(hv, (int, float)) else "—"
             svg = os.path.join(d, "front.svg")
             svgcell = f"[svg]({os.path.join(results_rel, 'search', t, key, 'front.svg')})" \
                 if os.path.exists(svg) else "—"
@@ -207,6 +207,43 @@ def search_tables(results, tasks, out, results_rel):
         out.append("")
 
 
+def pruned_tables(results, tasks, out):
+    out.append("## AutoMixQ on a 30%-pruned stories260K\n")
+    rep = os.path.join(results, "pruned", "prune_report.json")
+    if not os.path.exists(rep):
+        out.append("Not yet available: the pruning (`--mixq-prune`, `mixq-run importance`) "
+                   "had not landed when these runs were made; no row here was run.\n")
+        return
+    out.append("Pruned model: see `results/pruned/prune_report.json`. Rows: the same "
+               "recipe on the pruned model; AutoMixQ = the study's best trial and its "
+               "choice (λ = 1) on the same pruned model, seed 0.\n")
+    for t in tasks:
+        out.append(f"### bAbI {t}\n")
+        out.append("| Method | Bit | seeds | acc (%) | peak (MB) |")
+        out.append("|---|---|---|---|---|")
+        for key, label, bits in (("pruned-lora-f32", "LoRA (pruned)", "32"),
+                                 ("pruned-loftq8", "LoftQ 8-bit (pruned)", "8")):
+            runs, failed = method_runs(results, t, key)
+            if not runs:
+                out.append(f"| {label} | {bits} | 0 | not yet available | |")
+                continue
+            out.append(f"| {label} | {bits} | {len(runs)} | "
+                       f"{mean_std([acc_of(r, t) for r in runs], 100)} | "
+                       f"{mean_std([r['peak_bytes']['total'] for r in runs], 1 / MB, 2)} |")
+        tp = os.path.join(results, "search", t, "automixq-pruned", "trials.csv")
+        if os.path.exists(tp):
+            done = [r for r in read_trials(tp) if r["state"] == "complete"]
+            best = max(done, key=lambda r: float(r["accuracy"]), default=None)
+            if best:
+                out.append(f"| AutoMixQ best of {len(done)} trials | {best['bits']} "
+                           f"(ranks {best['ranks']}) | 1 | "
+                           f"{float(best['accuracy']) * 100:.1f} | "
+                           f"{float(best['peak_bytes']) / MB:.2f} |")
+        else:
+            out.append("| AutoMixQ | — | 0 | not yet available | |")
+        out.append("")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
@@ -222,11 +259,25 @@ def main():
            ""]
     baseline_tables(a.results, [t for t in tasks
                                 if os.path.isdir(os.path.join(a.results, "baselines", t))], out)
+    pruned_tables(a.results, [t for t in tasks
+                              if os.path.isdir(os.path.join(a.results, "search", t))], out)
     search_tables(a.results, tasks, out,
                   os.path.relpath(a.results, os.path.dirname(os.path.abspath(a.out))))
+    text = "\n".join(out) + "\n"
     with open(a.out, "w") as f:
-        f.write("\n".join(out) + "\n")
+        f.write(text)
     print(f"wrote {a.out}")
+    # README.md carries a copy between its markers (without the title).
+    readme = os.path.join(os.path.dirname(os.path.abspath(a.out)), "README.md")
+    begin, end = "<!-- tables:begin -->", "<!-- tables:end -->"
+    if os.path.exists(readme):
+        r = open(readme).read()
+        if begin in r and end in r:
+            body = text.split("\n", 2)[2]
+            r = r[:r.index(begin) + len(begin)] + "\n" + body + r[r.index(end):]
+            with open(readme, "w") as f:
+                f.write(r)
+            print(f"updated {readme}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ cfg="${!#}"
 : "${REPRO_BIN:?run me through bench/repro/run.sh}" "${REPRO_WORK:?}" "${REPRO_TASK:?}" "${REPRO_TRAIN_FILE:?}"
 dir="$REPRO_WORK/search/trials/$REPRO_TASK-$(basename "$cfg" .json)-$$"
 mkdir -p "$dir"
-"$REPRO_BIN/mixq-opt" "$REPRO_WORK/model.mlir" \
+"$REPRO_BIN/mixq-opt" "${REPRO_MODULE:-$REPRO_WORK/model.mlir}" \
   --mixq-assign-config=config="$cfg" --mixq-materialize-quant=out="$dir/variant" \
   --mixq-init-adapters="out=$dir/variant seed=${REPRO_SEED:-0} gaussian=kaiming" \
   --mixq-emit-variant=out="$dir/variant" -o /dev/null >&2
