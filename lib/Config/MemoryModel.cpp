@@ -27,6 +27,8 @@ int64_t adapterParams(int64_t rows, int64_t cols, const AdapterSpec &a) {
     return a.rank * a.lambda * (cols / a.lambda + rows / a.lambda);
   case AdapterKind::QABLoRA: // H: [out/lr, in/lc]
     return (rows / a.lambdaRows) * (cols / a.lambdaCols);
+  case AdapterKind::AdaLoRA: // Q [r, in], lambda [r], P [out, r]
+    return a.rank * (rows + cols + 1);
   }
   return 0;
 }
@@ -42,6 +44,8 @@ int64_t adapterSavedWidth(int64_t rows, int64_t cols, const AdapterSpec &a) {
     return cols / a.lambda + a.rank * a.lambda;
   case AdapterKind::QABLoRA: // pooled X
     return cols / a.lambdaCols;
+  case AdapterKind::AdaLoRA: // X·Q^T, as LoRA
+    return a.rank;
   }
   return 0;
 }

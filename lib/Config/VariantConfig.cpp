@@ -82,6 +82,7 @@ StringRef adapterKindName(AdapterKind k) {
   case AdapterKind::LoRA: return "lora";
   case AdapterKind::QBLoRA: return "qblora";
   case AdapterKind::QABLoRA: return "qablora";
+  case AdapterKind::AdaLoRA: return "adalora";
   }
   return "?";
 }
@@ -105,7 +106,9 @@ bool AdapterSpec::operator==(const AdapterSpec &o) const {
   return kind == o.kind && rank == o.rank && alpha == o.alpha &&
          dropout == o.dropout && init == o.init && initIters == o.initIters &&
          lambda == o.lambda && lambdaRows == o.lambdaRows &&
-         lambdaCols == o.lambdaCols;
+         lambdaCols == o.lambdaCols && targetRank == o.targetRank &&
+         tinit == o.tinit && tfinal == o.tfinal && deltaT == o.deltaT &&
+         beta1 == o.beta1 && beta2 == o.beta2 && orthReg == o.orthReg;
 }
 
 //===----------------------------------------------------------------------===//
@@ -134,6 +137,8 @@ static bool isSpecKey(StringRef key) {
       .Cases({"format", "bits", "block", "double_quant", "tile"}, true)
       .Cases({"adapter", "rank", "alpha", "dropout", "init"}, true)
       .Cases({"init_iters", "lambda"}, true)
+      .Cases({"target_rank", "tinit", "tfinal", "delta_t"}, true)
+      .Cases({"beta1", "beta2", "orth_reg"}, true)
       .Default(false);
 }
 
@@ -290,6 +295,15 @@ json::Object linearSpecToJSON(const LinearSpec &spec) {
   }
   o["rank"] = a.rank;
   o["init"] = adapterInitName(a.init);
+  if (a.kind == AdapterKind::AdaLoRA) {
+    o["target_rank"] = a.targetRank;
+    o["tinit"] = a.tinit;
+    o["tfinal"] = a.tfinal;
+    o["delta_t"] = a.deltaT;
+    o["beta1"] = a.beta1;
+    o["beta2"] = a.beta2;
+    o["orth_reg"] = a.orthReg;
+  }
   if (a.init == AdapterInit::LoftQ)
     o["init_iters"] = a.initIters;
   if (a.kind == AdapterKind::QBLoRA)
@@ -327,6 +341,7 @@ public:
 
   Error apply(const json::Object &o);
   LinearSpec spec;
+  bool targetRankSet = false; ///< an entry gave "target_rank"
 
 private:
   Error fail(const Twine &msg) {
@@ -409,10 +424,12 @@ Error SpecBuilder::apply(const json::Object &o) {
                   .Case("lora", AdapterKind::LoRA)
                   .Case("qblora", AdapterKind::QBLoRA)
                   .Case("qablora", AdapterKind::QABLoRA)
+                  .Case("adalora", AdapterKind::AdaLoRA)
                   .Default(std::nullopt)
             : std::nullopt;
       if (!k)
-        return fail("unknown adapter; expected none, lora, qblora or qablora");
+        return fail("unknown adapter; expected none, lora, qblora, qablora "
+                    "or adalora");
       a.kind = *k;
     } else if (key == "rank") {
       Expected<int64_t> r = getInt(v, key);
@@ -456,6 +473,31 @@ Error SpecBuilder::apply(const json::Object &o) {
         return t.takeError();
       a.lambdaRows = t->first;
       a.lambdaCols = a.lambda = t->second;
+    } else if (key == "target_rank" || key == "tinit" || key == "tfinal" ||
+               key == "delta_t") {
+      Expected<int64_t> n = getInt(v, key);
+      if (!n)
+        return n.takeError();
+      if (key == "target_rank") {
+        a.targetRank = *n;
+        targetRankSet = true;
+      } else if (key == "tinit") {
+        a.tinit = *n;
+      } else if (key == "tfinal") {
+        a.tfinal = *n;
+      } else {
+        a.deltaT = *n;
+      }
+    } else if (key == "beta1" || key == "beta2" || key == "orth_reg") {
+      Expected<double> x = getNumber(v, key);
+      if (!x)
+        return x.takeError();
+      if (key == "beta1")
+        a.beta1 = *x;
+      else if (key == "beta2")
+        a.beta2 = *x;
+      else
+        a.orthReg = *x;
     }
   }
   return Error::success();
@@ -484,6 +526,33 @@ Expected<LinearSpec> VariantConfig::resolve(int64_t layer,
     spec.adapter.kind = AdapterKind::LoRA;
   if (spec.adapter.kind != AdapterKind::None && spec.adapter.alpha == 0.0)
     spec.adapter.alpha = 2.0 * double(spec.adapter.rank);
+  if (spec.adapter.kind == AdapterKind::AdaLoRA) {
+    AdapterSpec &a = spec.adapter;
+    // PEFT's target_r is 8; a smaller initial rank keeps its own.
+    if (!builder.targetRankSet)
+      a.targetRank = std::min<int64_t>(a.targetRank, a.rank);
+    auto bad = [&](const Twine &msg) -> Error {
+      return configError(origin.empty() ? StringRef("<config>")
+                                        : StringRef(origin),
+                         formatv("layer {0} {1}: ", layer, role) + msg);
+    };
+    if (a.rank <= 0)
+      return bad("adalora needs a positive 'rank' (the initial rank)");
+    if (a.targetRank <= 0 || a.targetRank > a.rank)
+      return bad(formatv("adalora 'target_rank' {0} must be in [1, rank = "
+                         "{1}]",
+                         a.targetRank, a.rank));
+    if (a.tinit < 0 || a.tfinal < 0 || a.deltaT < 1)
+      return bad("adalora needs 'tinit' >= 0, 'tfinal' >= 0, 'delta_t' >= 1");
+    if (!(a.beta1 >= 0.0 && a.beta1 < 1.0) ||
+        !(a.beta2 >= 0.0 && a.beta2 < 1.0))
+      return bad("adalora 'beta1' and 'beta2' must be in [0, 1)");
+    if (!(a.orthReg >= 0.0))
+      return bad("adalora 'orth_reg' must be >= 0");
+    if (a.init != AdapterInit::Gaussian)
+      return bad("adalora supports only 'init': 'gaussian' (P, Q ~ "
+                 "N(0, 0.02^2), lambda = 0)");
+  }
   return spec;
 }
 

@@ -1,6 +1,7 @@
 //===- Model.cpp - a LLaMA-family decoder with adapters, on the CPU -*- C++ -*-===//
 
 #include "mixq/Runtime/Model.h"
+#include "mixq/Runtime/AdaLoRA.h"
 #include "mixq/Runtime/Ops.h"
 
 #include "llvm/Support/ErrorHandling.h"
@@ -87,6 +88,8 @@ LinearLayer::parameters() {
     ps.push_back({&B, &dB});
   if (!H.empty() && !dH.empty())
     ps.push_back({&H, &dH});
+  if (!E.empty() && !dE.empty())
+    ps.push_back({&E, &dE});
   return ps;
 }
 
@@ -122,7 +125,8 @@ Error Model::buildLinear(LinearLayer &lin, const LinearSpec &spec,
                               lin.weightName, w->size(), lin.out, lin.in));
   const AdapterKind kind = spec.adapter.kind;
   if (spec.quant.format == QuantFormat::F32 &&
-      (kind == AdapterKind::None || kind == AdapterKind::LoRA)) {
+      (kind == AdapterKind::None || kind == AdapterKind::LoRA ||
+       kind == AdapterKind::AdaLoRA)) {
     lin.dense = Buffer<float>(mem_, MemCategory::Weights, lin.in * lin.out);
     std::memcpy(lin.dense.data(), w->data(), sizeof(float) * w->size());
   } else {
@@ -136,6 +140,10 @@ Error Model::buildLinear(LinearLayer &lin, const LinearSpec &spec,
   }
   if (kind == AdapterKind::None)
     return Error::success();
+  if (kind == AdapterKind::AdaLoRA) {
+    Rng rng(linearSeed(opts_.seed, lin.layer, lin.role));
+    return buildAdaLoRALinear(lin, mem_, opts_.training, rng, adapters);
+  }
 
   lin.view = kernels::adapterViewFromSpec(spec.adapter);
   auto shapes = kernels::adapterShapes(lin.view, lin.in, lin.out);
@@ -326,6 +334,8 @@ void Model::zeroGrads() {
 
 void Model::linearForward(LinearLayer &lin, const float *x, int64_t n,
                           float *y, LinearCache *cache, Rng *rng) {
+  if (lin.isAdaLoRA())
+    refreshAdaLoRA(lin);
   const float *xa = x;
   Buffer<float> xaBuf;
   const double p = lin.spec.adapter.dropout;
@@ -352,7 +362,7 @@ void Model::linearForward(LinearLayer &lin, const float *x, int64_t n,
     ops::linearForward(xa, lin.A.data(), n, lin.in, r, t.data());
     Map Y(y, n, lin.out);
     Y.noalias() += lin.view.scale * (MapC(t.data(), n, r) *
-                                     MapC(lin.B.data(), lin.out, r).transpose());
+                                     MapC(lin.view.B, lin.out, r).transpose());
     if (cache)
       cache->xa = std::move(t);
     return;
@@ -375,6 +385,20 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
       xaBuf[i] = cache->mask[i] ? x[i] * inv : 0.0f;
     xa = xaBuf.data();
   }
+  // AdaLoRA: the kernels differentiate B_eff = P diag(lambda); its gradient
+  // goes to a scratch buffer and is mapped to dP, dlambda at the end.
+  Buffer<float> dBEff;
+  float *dB = lin.dB.empty() ? nullptr : lin.dB.data();
+  if (train && lin.isAdaLoRA()) {
+    dBEff = Buffer<float>(mem_, MemCategory::Workspace,
+                          lin.out * lin.view.rank);
+    dB = dBEff.data();
+  }
+  auto mapAdaLoRA = [&]() {
+    if (!dBEff.empty())
+      adaloraMapGradient(lin.B.data(), lin.E.data(), dBEff.data(), lin.out,
+                         lin.view.rank, lin.dB.data(), lin.dE.data());
+  };
   if (lin.isDense()) {
     ops::linearBackwardInput(dy, lin.dense.data(), n, lin.in, lin.out, dx);
     if (!train)
@@ -383,11 +407,12 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
     const float s = lin.view.scale;
     Buffer<float> t(mem_, MemCategory::Workspace, n * r, U);
     // t = dY * B  [n, r]
-    ops::linearBackwardInput(dy, lin.B.data(), n, r, lin.out, t.data());
+    ops::linearBackwardInput(dy, lin.view.B, n, r, lin.out, t.data());
     MapC T(t.data(), n, r), DY(dy, n, lin.out), XA(xa, n, lin.in);
     Map(lin.dA.data(), r, lin.in).noalias() += s * (T.transpose() * XA);
-    Map(lin.dB.data(), lin.out, r).noalias() +=
+    Map(dB, lin.out, r).noalias() +=
         s * (DY.transpose() * MapC(cache->xa.data(), n, r));
+    mapAdaLoRA();
     MapC A(lin.A.data(), r, lin.in);
     if (!dropped) {
       Map(dx, n, lin.in).noalias() += s * (T * A);
@@ -413,12 +438,13 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
     g.dXAdapter = dxa.data();
   }
   g.dA = lin.dA.empty() ? nullptr : lin.dA.data();
-  g.dB = lin.dB.empty() ? nullptr : lin.dB.data();
+  g.dB = dB;
   g.dH = lin.dH.empty() ? nullptr : lin.dH.data();
   g.accumulate = true;
   check(kernels::fusedLinearBackward(*lin.quant, lin.view, x, dy, n, g,
                                      opts_.kernel, dropped ? xa : nullptr),
         "fused linear backward");
+  mapAdaLoRA();
   if (dropped)
     for (int64_t i = 0; i < n * lin.in; ++i)
       dx[i] += cache->mask[i] ? dxa[i] * inv : 0.0f;

@@ -1,6 +1,7 @@
 //===- Trainer.cpp - adapter fine-tuning: AdamW, schedule, resume -*- C++ -*-===//
 
 #include "mixq/Runtime/Trainer.h"
+#include "mixq/Runtime/AdaLoRA.h"
 
 #include "mixq/Import/Checkpoint.h"
 
@@ -104,7 +105,8 @@ TensorData floatTensor(std::string name, const float *data, int64_t n) {
 }
 
 Error saveCheckpoint(const TrainOptions &o, AdamW &opt, int64_t step,
-                     const Rng &rng, const std::vector<double> &losses) {
+                     const Rng &rng, const std::vector<double> &losses,
+                     const std::vector<StateTensor> &extra) {
   std::string dir = checkpointDir(o);
   if (std::error_code ec = sys::fs::create_directories(dir))
     return trainError("cannot create '" + dir + "': " + ec.message());
@@ -118,6 +120,8 @@ Error saveCheckpoint(const TrainOptions &o, AdamW &opt, int64_t step,
     ts.push_back(floatTensor(formatv("adam_v.{0}", i).str(), opt.v[i].data(),
                              n));
   }
+  for (const StateTensor &t : extra)
+    ts.push_back(floatTensor(t.name, t.data, t.size));
   SmallString<256> tpath(dir), jpath(dir);
   sys::path::append(tpath, "state.safetensors");
   sys::path::append(jpath, "state.json");
@@ -142,7 +146,8 @@ Error saveCheckpoint(const TrainOptions &o, AdamW &opt, int64_t step,
 }
 
 Error loadCheckpoint(const TrainOptions &o, AdamW &opt, int64_t &step,
-                     Rng &rng, std::vector<double> &losses) {
+                     Rng &rng, std::vector<double> &losses,
+                     const std::vector<StateTensor> &extra) {
   std::string dir = checkpointDir(o);
   SmallString<256> tpath(dir), jpath(dir);
   sys::path::append(tpath, "state.safetensors");
@@ -203,6 +208,9 @@ Error loadCheckpoint(const TrainOptions &o, AdamW &opt, int64_t &step,
     if (Error e = readInto(formatv("adam_v.{0}", i).str(), opt.v[i].data(), n))
       return e;
   }
+  for (const StateTensor &t : extra)
+    if (Error e = readInto(t.name, t.data, t.size))
+      return e;
   return Error::success();
 }
 
@@ -237,11 +245,21 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
   TrainResult res;
   res.totalSteps = perEpoch * o.epochs;
   AdamW opt(model);
+  // AdaLoRA's rank allocator (null without adalora linears).
+  auto ada = AdaLoRAAllocator::create(model, res.totalSteps);
+  if (!ada)
+    return ada.takeError();
+  std::vector<StateTensor> extra;
+  if (*ada)
+    extra = (*ada)->state();
   Rng dropRng(o.seed ^ 0xD50F00Dull);
   int64_t step = 0;
-  if (o.resume)
-    if (Error e = loadCheckpoint(o, opt, step, dropRng, res.losses))
+  if (o.resume) {
+    if (Error e = loadCheckpoint(o, opt, step, dropRng, res.losses, extra))
       return std::move(e);
+    if (*ada)
+      (*ada)->restored();
+  }
   const int64_t firstStep = step;
   auto start = std::chrono::steady_clock::now();
   int64_t reportEvery = std::max<int64_t>(1, res.totalSteps / 40);
@@ -271,8 +289,12 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
       res.tokens += batch.numTokens();
       lossSum += model.forwardBackward(batch, scale, &dropRng);
     }
+    if (*ada)
+      (*ada)->addRegularizer();
     double lr = learningRate(o, step, res.totalSteps);
     opt.step(o, lr, step + 1);
+    if (*ada)
+      (*ada)->update(step + 1);
     ++step;
     res.losses.push_back(targets ? lossSum / double(targets) : 0.0);
     double secs = std::chrono::duration<double>(
@@ -287,7 +309,8 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
                         double(res.tokens) / std::max(secs, 1e-9), eta);
     }
     if (!o.outDir.empty() && o.saveEvery > 0 && step % o.saveEvery == 0)
-      if (Error e = saveCheckpoint(o, opt, step, dropRng, res.losses))
+      if (Error e =
+              saveCheckpoint(o, opt, step, dropRng, res.losses, extra))
         return std::move(e);
   }
   res.wallS = std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -296,7 +319,7 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
   res.steps = step;
   res.finished = step == res.totalSteps;
   if (!o.outDir.empty())
-    if (Error e = saveCheckpoint(o, opt, step, dropRng, res.losses))
+    if (Error e = saveCheckpoint(o, opt, step, dropRng, res.losses, extra))
       return std::move(e);
   return res;
 }

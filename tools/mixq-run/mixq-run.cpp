@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "mixq/Config/MemoryModel.h"
+#include "mixq/Runtime/AdaLoRA.h"
 #include "mixq/Runtime/Data.h"
 #include "mixq/Runtime/Eval.h"
 #include "mixq/Runtime/Export.h"
@@ -305,6 +306,8 @@ Error runFinetune() {
   s.metrics["train_wall_s"] = res->wallS;
   s.metrics["tokens_per_s"] =
       res->wallS > 0 ? double(res->tokens) / res->wallS : 0.0;
+  if (json::Object ada = adaloraMetrics(*s.model); !ada.empty())
+    s.metrics["adalora"] = std::move(ada);
   if (Error e = writePeftAdapters(*s.model, outDir, s.variant->path()))
     return e;
   json::Object acc;

@@ -52,7 +52,7 @@ struct QuantSpec {
   bool operator==(const QuantSpec &o) const;
 };
 
-enum class AdapterKind { None, LoRA, QBLoRA, QABLoRA };
+enum class AdapterKind { None, LoRA, QBLoRA, QABLoRA, AdaLoRA };
 llvm::StringRef adapterKindName(AdapterKind k);
 enum class AdapterInit { Gaussian, LoftQ, PiSSA };
 llvm::StringRef adapterInitName(AdapterInit i);
@@ -72,6 +72,19 @@ struct AdapterSpec {
   /// quant tile (tileRows, tileCols). JSON "lambda": [rows, cols].
   int64_t lambdaRows = 1;
   int64_t lambdaCols = 1;
+  /// AdaLoRA (SVD form W + s * P diag(lambda) Q, `rank` = initial rank):
+  /// the rank this linear contributes to the total target budget, and the
+  /// rank allocator's schedule (PEFT's AdaLoraConfig names and defaults:
+  /// target_r 8, tinit 0, tfinal 0, deltaT 1, beta1 = beta2 = 0.85,
+  /// orth_reg_weight 0.5). JSON "target_rank", "tinit", "tfinal",
+  /// "delta_t", "beta1", "beta2", "orth_reg".
+  int64_t targetRank = 8;
+  int64_t tinit = 0;
+  int64_t tfinal = 0;
+  int64_t deltaT = 1;
+  double beta1 = 0.85;
+  double beta2 = 0.85;
+  double orthReg = 0.5;
   bool operator==(const AdapterSpec &o) const;
 };
 
@@ -82,7 +95,8 @@ struct LinearSpec {
 
 /// The config JSON fields that describe `spec` completely (format, block,
 /// double_quant, tile, adapter, rank, alpha, dropout, init, init_iters,
-/// lambda), for an entry that pins one linear.
+/// lambda, and AdaLoRA's target_rank and schedule), for an entry that pins
+/// one linear.
 llvm::json::Object linearSpecToJSON(const LinearSpec &spec);
 
 /// One "layers" entry: fields present override, absent ones inherit.

@@ -56,7 +56,13 @@ struct LinearLayer {
   Buffer<float> A, B, H;     ///< adapter parameters (Adapters)
   Buffer<float> dA, dB, dH;  ///< their gradients (Gradients)
 
+  /// AdaLoRA (A = Q, B = P, E = lambda [r]; AdaLoRA.h): the view runs as
+  /// LoRA with B = bEff = P diag(E); rankMask [r] (1 = triplet kept) is set
+  /// by the rank allocator. bEff and rankMask are Workspace.
+  Buffer<float> E, dE, bEff, rankMask;
+
   bool hasAdapter() const { return spec.adapter.kind != AdapterKind::None; }
+  bool isAdaLoRA() const { return spec.adapter.kind == AdapterKind::AdaLoRA; }
   bool isDense() const { return !dense.empty(); }
   /// The trainable (param, grad) pairs of this linear.
   std::vector<std::pair<Buffer<float> *, Buffer<float> *>> parameters();
