@@ -227,6 +227,11 @@ std::vector<float> groupSum(const float *dy, int64_t m, int64_t out, int64_t q,
                             float s) {
   const int64_t w = out / q;
   std::vector<float> dz(m * w, 0.0f);
+  if (q == 1) {
+    for (int64_t i = 0; i < m * out; ++i)
+      dz[i] = dy[i] * s;
+    return dz;
+  }
   for (int64_t i = 0; i < m; ++i)
     for (int64_t o = 0; o < out; ++o)
       dz[i * w + o / q] += dy[i * out + o];
@@ -240,6 +245,11 @@ void expandPooled(const float *dxp, int64_t m, int64_t in, int64_t p,
                   float *dst, bool add) {
   const int64_t w = in / p;
   const float inv = 1.0f / static_cast<float>(p);
+  if (p == 1) { // no pooling: a copy or a sum, no index division
+    for (int64_t i = 0; i < m * in; ++i)
+      dst[i] = add ? dst[i] + dxp[i] : dxp[i];
+    return;
+  }
   for (int64_t i = 0; i < m; ++i)
     for (int64_t c = 0; c < in; ++c) {
       float v = dxp[i * w + c / p] * inv;

@@ -86,6 +86,10 @@ void gemmSlice(const MatView &a, const BSource &b, int64_t mBegin,
                int64_t mEnd, int64_t nBegin, int64_t nEnd, int64_t k, float *c,
                int64_t ldc, bool accumulate, const IsaKernels &isa,
                bool useBF16) {
+  if (!useBF16 && isa.sliceF32) {
+    isa.sliceF32(a, b, mBegin, mEnd, nBegin, nEnd, k, c, ldc, accumulate);
+    return;
+  }
   Workspace &ws = threadWorkspace();
   const int64_t kcMax = std::min(kKc, roundUp(k, 32));
   const int64_t moMax = std::min(kMo, mEnd - mBegin);
@@ -162,7 +166,7 @@ void gemm(const MatView &a, const BSource &b, int64_t m, int64_t n, int64_t k,
   const bool splitN = n >= 128 || m < 2 * isa.mr * threads;
   parallelRun(threads, [&](int t, int nt) {
     if (splitN) {
-      int64_t per = roundUp((n + nt - 1) / nt, isa.nr);
+      int64_t per = roundUp((n + nt - 1) / nt, isa.nAlign());
       int64_t n0 = std::min(n, t * per), n1 = std::min(n, n0 + per);
       if (n0 < n1)
         gemmSlice(a, b, 0, m, n0, n1, k, c, ldc, accumulate, isa, useBF16);

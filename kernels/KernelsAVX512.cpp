@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -575,6 +576,147 @@ MIXQ_AVX512BF16 void toBF16AVX512(const float *in, uint16_t *out, int64_t n) {
     out[i] = floatToBF16(in[i]);
 }
 
+//===----------------------------------------------------------------------===//
+// Outer-product f32 GEMM (broadcast A, vectors of B along n)
+//===----------------------------------------------------------------------===//
+//
+// The dot-product microkernel above ends every tile with MR x NR horizontal
+// reductions, which dominate when k is small (a 64-wide model, rank-8
+// adapters). This form keeps MR x 3 vectors of C in registers, streams a
+// packed panel Bp [kc][48] of B (n contiguous) and broadcasts A, so it needs
+// no reduction, no packing of A (any strides) and no padding of k. Each C
+// element is summed in k order by one thread: results do not depend on the
+// thread count.
+
+constexpr int64_t kOuterNc = 48; ///< panel width (3 vectors)
+constexpr int64_t kOuterKc = 128; ///< k block: panel of 24 KiB (L1)
+constexpr int kOuterMr = 8;
+
+template <int MR, int NV, bool Contig>
+MIXQ_AVX512 void outerMicro(const float *a, int64_t rs, int64_t cs,
+                            const float *bp, int64_t kc, float *c,
+                            int64_t ldc, __mmask16 last, bool accumulate) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v)
+      acc[i][v] = _mm512_setzero_ps();
+  const float *ai[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    ai[i] = a + i * rs;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    __m512 bv[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v)
+      bv[v] = _mm512_load_ps(bp + kk * kOuterNc + 16 * v);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      __m512 av = _mm512_set1_ps(Contig ? ai[i][kk] : ai[i][kk * cs]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v)
+        acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 mk = v == NV - 1 ? last : __mmask16(0xFFFF);
+      float *dst = c + i * ldc + 16 * v;
+      __m512 r = acc[i][v];
+      if (accumulate)
+        r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, dst), r);
+      _mm512_mask_storeu_ps(dst, mk, r);
+    }
+}
+
+using OuterFn = void (*)(const float *, int64_t, int64_t, const float *,
+                         int64_t, float *, int64_t, __mmask16, bool);
+
+#define MIXQ_OUTER(I, C) {outerMicro<I, 1, C>, outerMicro<I, 2, C>,             \
+                          outerMicro<I, 3, C>}
+const OuterFn kOuter[2][kOuterMr][3] = {
+    {MIXQ_OUTER(1, false), MIXQ_OUTER(2, false), MIXQ_OUTER(3, false),
+     MIXQ_OUTER(4, false), MIXQ_OUTER(5, false), MIXQ_OUTER(6, false),
+     MIXQ_OUTER(7, false), MIXQ_OUTER(8, false)},
+    {MIXQ_OUTER(1, true), MIXQ_OUTER(2, true), MIXQ_OUTER(3, true),
+     MIXQ_OUTER(4, true), MIXQ_OUTER(5, true), MIXQ_OUTER(6, true),
+     MIXQ_OUTER(7, true), MIXQ_OUTER(8, true)}};
+#undef MIXQ_OUTER
+
+/// Packs B rows [n0, n0+nc) x cols [k0, k0+kc) as bp[kk][j] (row stride
+/// kOuterNc), zero from nc up to the next multiple of 16.
+void packOuterB(const BSource &b, int64_t n0, int64_t nc, int64_t k0,
+                int64_t kc, float *bp, std::vector<float> &row) {
+  const int64_t ncPad = (nc + 15) / 16 * 16;
+  if (nc < ncPad)
+    for (int64_t kk = 0; kk < kc; ++kk)
+      std::fill(bp + kk * kOuterNc + nc, bp + kk * kOuterNc + ncPad, 0.0f);
+  if (b.kind == BSource::QuantT) {
+    // B(n, k) = W(k, n): W row k0+kk, columns n0.., is a panel row.
+    for (int64_t kk = 0; kk < kc; ++kk)
+      dequantRowAVX512(*b.q, k0 + kk, n0, n0 + nc, bp + kk * kOuterNc);
+    return;
+  }
+  const float *src;
+  int64_t rs, cs;
+  if (b.kind == BSource::Quant) {
+    row.resize(size_t(nc * kc));
+    for (int64_t j = 0; j < nc; ++j)
+      dequantRowAVX512(*b.q, n0 + j, k0, k0 + kc, row.data() + j * kc);
+    src = row.data();
+    rs = kc;
+    cs = 1;
+  } else {
+    src = b.dense.data + n0 * b.dense.rs + k0 * b.dense.cs;
+    rs = b.dense.rs;
+    cs = b.dense.cs;
+  }
+  if (rs == 1) {
+    for (int64_t kk = 0; kk < kc; ++kk)
+      std::memcpy(bp + kk * kOuterNc, src + kk * cs, 4 * nc);
+    return;
+  }
+  for (int64_t j = 0; j < nc; ++j)
+    for (int64_t kk = 0; kk < kc; ++kk)
+      bp[kk * kOuterNc + j] = src[j * rs + kk * cs];
+}
+
+void outerSliceAVX512(const MatView &a, const BSource &b, int64_t mBegin,
+                      int64_t mEnd, int64_t nBegin, int64_t nEnd, int64_t k,
+                      float *c, int64_t ldc, bool accumulate) {
+  struct Ws {
+    float *bp = nullptr;
+    std::vector<float> row;
+    Ws() {
+      bp = static_cast<float *>(
+          std::aligned_alloc(64, sizeof(float) * kOuterNc * kOuterKc));
+    }
+    ~Ws() { std::free(bp); }
+  };
+  thread_local Ws ws;
+  const bool contig = a.cs == 1;
+  for (int64_t n0 = nBegin; n0 < nEnd; n0 += kOuterNc) {
+    const int64_t nc = std::min(kOuterNc, nEnd - n0);
+    const int nv = static_cast<int>((nc + 15) / 16);
+    const __mmask16 last =
+        static_cast<__mmask16>((1u << (nc - 16 * (nv - 1))) - 1u);
+    for (int64_t k0 = 0; k0 < k; k0 += kOuterKc) {
+      const int64_t kc = std::min(kOuterKc, k - k0);
+      const bool acc = accumulate || k0 > 0;
+      packOuterB(b, n0, nc, k0, kc, ws.bp, ws.row);
+      for (int64_t i = mBegin; i < mEnd; i += kOuterMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kOuterMr, mEnd - i));
+        kOuter[contig][mr - 1][nv - 1](a.data + i * a.rs + k0 * a.cs, a.rs,
+                                       a.cs, ws.bp, kc, c + i * ldc + n0, ldc,
+                                       last, acc);
+      }
+    }
+  }
+}
+
 } // namespace
 
 const IsaKernels *avx512Kernels() {
@@ -587,7 +729,8 @@ const IsaKernels *avx512Kernels() {
       dequantRowAVX512,
       cpuHasAVX512BF16() ? toBF16AVX512 : nullptr,
       smallMAVX512,
-      smallMSupportedAVX512};
+      smallMSupportedAVX512,
+      outerSliceAVX512};
   return &k;
 }
 

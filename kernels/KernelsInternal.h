@@ -57,6 +57,14 @@ using SmallMFn = void (*)(const float *a, int64_t lda, int64_t m,
                           float *c, int64_t ldc, bool accumulate);
 using SmallMSupportedFn = bool (*)(const QuantizedTensor &q, int64_t m);
 
+/// A whole f32 slice of the GEMM (rows [mBegin, mEnd) x cols [nBegin, nEnd)
+/// of C) in the ISA's own blocking; replaces packing + micro for f32 when
+/// set. Each C element is summed in k order by one call.
+using SliceF32Fn = void (*)(const MatView &a, const BSource &b,
+                            int64_t mBegin, int64_t mEnd, int64_t nBegin,
+                            int64_t nEnd, int64_t k, float *c, int64_t ldc,
+                            bool accumulate);
+
 struct IsaKernels {
   KernelISA isa;
   int mr, nr;
@@ -66,6 +74,9 @@ struct IsaKernels {
   ToBF16Fn toBF16;
   SmallMFn smallM = nullptr; ///< null if the ISA has no fused small-m path
   SmallMSupportedFn smallMSupported = nullptr;
+  SliceF32Fn sliceF32 = nullptr; ///< null: packed dot-product microkernels
+  /// Column alignment of a thread's share of n (nr when sliceF32 is null).
+  int nAlign() const { return sliceF32 ? 16 : nr; }
 };
 
 const IsaKernels &scalarKernels();
