@@ -43,8 +43,8 @@ repro_train_file() { # task -> path of its training subset (first REPRO_TRAIN qu
   fi
   echo "$f"
 }
-repro_finetune() { # variant task seed rundir metrics
-  "$REPRO_BIN/mixq-run" finetune "$1" --data "babi:$(repro_train_file "$2")" \
+repro_finetune() { # variant task seed rundir metrics [mixq-run options...]
+  "$REPRO_BIN/mixq-run" finetune "$1" "${@:6}" --data "babi:$(repro_train_file "$2")" \
     --epochs "$REPRO_EPOCHS" --batch "$REPRO_BATCH" --lr "$REPRO_LR" \
     --schedule linear --seed "$3" --tokenizer "$REPRO_TOKENIZER" \
     --out "$4" --eval "babi:$2" --limit "$REPRO_LIMIT" --threads 1 --quiet \
@@ -57,7 +57,10 @@ repro_finetune() { # variant task seed rundir metrics
 # (A ~ N(0, 1/r)); LoftQ, PiSSA and LQ-LoRA initialise from the SVD.
 method_spec() {
   case "$1" in
-    lora-f32|qlora-nf4|qlora-int8|qblora|qablora|adalora) echo "$here/configs/$1.json kaiming" ;;
+    lora-f32|qlora-nf4|qlora-int8|qblora|qablora) echo "$here/configs/$1.json kaiming" ;;
+    # AdaLoRA is a runtime-only adapter (mixq-opt rejects it): the runtime
+    # fine-tunes the checkpoint with --config, PEFT's AdaLoRA initialisation.
+    adalora) echo "$here/configs/$1.json runtime" ;;
     loftq1|loftq5|loftq8|pissa) echo "$here/configs/$1.json kaiming" ;;
     gaussian) echo "$here/configs/gaussian.json normal" ;;
     lq-lora) echo "$REPRO_WORK/lq-lora.json kaiming" ;;
@@ -70,6 +73,12 @@ one_run() { # method task seed
   local m=$1 t=$2 s=$3
   local dest="$REPRO_RESULTS/baselines/$t/${REPRO_PREFIX:-}$m/seed$s.json"
   [ -f "$dest" ] && return 0
+  # BUILD/repro-work/skip-methods: methods to leave out for now (one a line),
+  # e.g. while the runtime has a bug that makes them fail.
+  if grep -qx "$m" "$REPRO_WORK/skip-methods" 2>/dev/null; then
+    echo "[repro] $m: listed in $REPRO_WORK/skip-methods, skipped" >&2
+    return 0
+  fi
   local spec cfg mode
   spec=$(method_spec "$m") || return 0
   cfg=${spec% *} mode=${spec#* }
@@ -88,8 +97,15 @@ one_run() { # method task seed
   trap "rm -f '$w.lock'" EXIT
   [ -f "$dest" ] && return 0
   local start=$(date +%s)
-  if repro_compile "$cfg" "$mode" "$s" "$w/variant" >"$w/log" 2>&1 &&
-     repro_finetune "$w/variant" "$t" "$s" "$w/run" "$w/metrics.json" >>"$w/log" 2>&1; then
+  local ok=0
+  if [ "$mode" = runtime ]; then
+    repro_finetune "${REPRO_CHECKPOINT:-$REPRO_MODEL}" "$t" "$s" "$w/run" "$w/metrics.json" \
+      --config "$cfg" >"$w/log" 2>&1 && ok=1
+  elif repro_compile "$cfg" "$mode" "$s" "$w/variant" >"$w/log" 2>&1 &&
+       repro_finetune "$w/variant" "$t" "$s" "$w/run" "$w/metrics.json" >>"$w/log" 2>&1; then
+    ok=1
+  fi
+  if [ $ok = 1 ]; then
     cp "$cfg" "$(dirname "$dest")/config.json"
     mv "$w/metrics.json" "$dest"
     rm -f "${dest%.json}.failed"
