@@ -1,8 +1,20 @@
 //===- Ops.cpp - forward and backward of the decoder's operations -*- C++ -*-===//
 
 #include "mixq/Runtime/Ops.h"
+#include "mixq/Kernels/FusedLinear.h"
 
 #include <Eigen/Core>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+// GCC 12 flags the _mm512_undefined_*() placeholders inside the intrinsic
+// headers as uninitialized (a false positive; see KernelsAVX512.cpp).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define MIXQ_OPS_HAVE_AVX512 1
+#define MIXQ_OPS_AVX512                                                        \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -99,10 +111,212 @@ void rope(float *x, int64_t n, int64_t heads, int64_t headDim,
 using StridedC = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 using Strided = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 
+#ifdef MIXQ_OPS_HAVE_AVX512
+//===----------------------------------------------------------------------===//
+// AVX-512 attention
+//===----------------------------------------------------------------------===//
+//
+// Heads are narrow (8 values in stories260K), so a GEMM per head spends its
+// time packing. These loops keep one head's K and V transposed ([hd][len],
+// zero padded to 16), score 16 keys per vector (sum over d of q[d] * Kt[d]),
+// run the softmax on the causal part only with a polynomial exp, and
+// accumulate dK / dV transposed. Every sum has a fixed order: results do not
+// depend on threads.
+
+namespace {
+
+bool useAVX512() {
+  static const bool yes =
+      kernels::detectISA() == kernels::KernelISA::AVX512;
+  return yes;
+}
+
+/// exp(x) for x <= 0 (Cephes' expf polynomial; 2^n via scalef), within a few
+/// ulp of std::exp.
+MIXQ_OPS_AVX512 inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.3f));
+  __m512 nn = _mm512_roundscale_ps(
+      _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(nn, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(nn, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r),
+                      _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, nn);
+}
+
+inline __mmask16 tailMask(int64_t j, int64_t end) {
+  int64_t left = end - j;
+  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+}
+
+int64_t pad16(int64_t v) { return (v + 15) / 16 * 16; }
+
+/// dst [hd][tp] = column block [0, hd) of rows 0..len of src (row stride
+/// `stride`), zero for len <= j < tp.
+void transposeHead(const float *src, int64_t stride, int64_t len, int64_t hd,
+                   int64_t tp, float *dst) {
+  for (int64_t d = 0; d < hd; ++d) {
+    float *row = dst + d * tp;
+    for (int64_t j = 0; j < len; ++j)
+      row[j] = src[j * stride + d];
+    std::fill(row + len, row + tp, 0.0f);
+  }
+}
+
+MIXQ_OPS_AVX512 void attentionForward512(const float *q, const float *k,
+                                         const float *v, int64_t kvStride,
+                                         int64_t p0, int64_t n, int64_t h,
+                                         int64_t g, int64_t hd, float *out,
+                                         float *probs) {
+  const int64_t total = p0 + n, rep = h / g, tp = pad16(total);
+  const __m512 scale = _mm512_set1_ps(1.0f / std::sqrt(float(hd)));
+  thread_local std::vector<float> kt, vt, rowBuf;
+  kt.resize(size_t(hd * tp));
+  vt.resize(size_t(hd * tp));
+  rowBuf.resize(size_t(tp));
+  for (int64_t hh = 0; hh < h; ++hh) {
+    const int64_t kvh = hh / rep;
+    if (hh % rep == 0) {
+      transposeHead(k + kvh * hd, kvStride, total, hd, tp, kt.data());
+      transposeHead(v + kvh * hd, kvStride, total, hd, tp, vt.data());
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t cnt = p0 + i + 1;
+      float *pr = probs ? probs + (hh * n + i) * total : rowBuf.data();
+      const float *qi = q + i * h * hd + hh * hd;
+      __m512 vmax = _mm512_set1_ps(-INFINITY);
+      for (int64_t j = 0; j < cnt; j += 16) {
+        const __mmask16 m = tailMask(j, cnt);
+        __m512 sc = _mm512_setzero_ps();
+        for (int64_t d = 0; d < hd; ++d)
+          sc = _mm512_fmadd_ps(_mm512_set1_ps(qi[d]),
+                               _mm512_loadu_ps(kt.data() + d * tp + j), sc);
+        sc = _mm512_mul_ps(sc, scale);
+        _mm512_mask_storeu_ps(pr + j, m, sc);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, sc);
+      }
+      const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+      __m512 vsum = _mm512_setzero_ps();
+      for (int64_t j = 0; j < cnt; j += 16) {
+        const __mmask16 m = tailMask(j, cnt);
+        __m512 e = _mm512_maskz_mov_ps(
+            m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, pr + j), mx)));
+        _mm512_mask_storeu_ps(pr + j, m, e);
+        vsum = _mm512_add_ps(vsum, e);
+      }
+      const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+      for (int64_t j = 0; j < cnt; j += 16) {
+        const __mmask16 m = tailMask(j, cnt);
+        _mm512_mask_storeu_ps(
+            pr + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pr + j), inv));
+      }
+      std::fill(pr + cnt, pr + total, 0.0f);
+      float *oi = out + i * h * hd + hh * hd;
+      for (int64_t d = 0; d < hd; ++d) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t j = 0; j < cnt; j += 16)
+          acc = _mm512_fmadd_ps(
+              _mm512_maskz_loadu_ps(tailMask(j, cnt), pr + j),
+              _mm512_loadu_ps(vt.data() + d * tp + j), acc);
+        oi[d] = _mm512_reduce_add_ps(acc);
+      }
+    }
+  }
+}
+
+MIXQ_OPS_AVX512 void attentionBackward512(const float *q, const float *k,
+                                          const float *v, const float *probs,
+                                          const float *dOut, int64_t n,
+                                          int64_t h, int64_t g, int64_t hd,
+                                          float *dq, float *dk, float *dv) {
+  const int64_t rep = h / g, kvw = g * hd, tp = pad16(n);
+  const __m512 scale = _mm512_set1_ps(1.0f / std::sqrt(float(hd)));
+  thread_local std::vector<float> kt, vt, dkt, dvt, ds;
+  kt.resize(size_t(hd * tp));
+  vt.resize(size_t(hd * tp));
+  dkt.resize(size_t(hd * tp));
+  dvt.resize(size_t(hd * tp));
+  ds.resize(size_t(tp));
+  for (int64_t kvh = 0; kvh < g; ++kvh) {
+    transposeHead(k + kvh * hd, kvw, n, hd, tp, kt.data());
+    transposeHead(v + kvh * hd, kvw, n, hd, tp, vt.data());
+    std::fill(dkt.begin(), dkt.end(), 0.0f);
+    std::fill(dvt.begin(), dvt.end(), 0.0f);
+    for (int64_t hh = kvh * rep; hh < (kvh + 1) * rep; ++hh) {
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t cnt = i + 1;
+        const float *pr = probs + (hh * n + i) * n;
+        const float *dOi = dOut + i * h * hd + hh * hd;
+        const float *qi = q + i * h * hd + hh * hd;
+        // dS[j] = dO[i] . V[j]; dot = sum_j P[j] dS[j].
+        __m512 vdot = _mm512_setzero_ps();
+        for (int64_t j = 0; j < cnt; j += 16) {
+          const __mmask16 m = tailMask(j, cnt);
+          __m512 sc = _mm512_setzero_ps();
+          for (int64_t d = 0; d < hd; ++d)
+            sc = _mm512_fmadd_ps(_mm512_set1_ps(dOi[d]),
+                                 _mm512_loadu_ps(vt.data() + d * tp + j), sc);
+          _mm512_storeu_ps(ds.data() + j, sc);
+          vdot = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pr + j), sc, vdot);
+        }
+        const __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(vdot));
+        // ds = P (dS - dot) scale; dV^T += P dO[i]; dK^T += ds q[i].
+        for (int64_t j = 0; j < cnt; j += 16) {
+          const __mmask16 m = tailMask(j, cnt);
+          __m512 p = _mm512_maskz_loadu_ps(m, pr + j);
+          __m512 r = _mm512_mul_ps(
+              _mm512_mul_ps(p, _mm512_sub_ps(
+                                   _mm512_loadu_ps(ds.data() + j), dot)),
+              scale);
+          _mm512_storeu_ps(ds.data() + j, r);
+          for (int64_t d = 0; d < hd; ++d) {
+            float *dvr = dvt.data() + d * tp + j, *dkr = dkt.data() + d * tp + j;
+            _mm512_storeu_ps(dvr, _mm512_fmadd_ps(_mm512_set1_ps(dOi[d]), p,
+                                                  _mm512_loadu_ps(dvr)));
+            _mm512_storeu_ps(dkr, _mm512_fmadd_ps(_mm512_set1_ps(qi[d]), r,
+                                                  _mm512_loadu_ps(dkr)));
+          }
+        }
+        // dQ[i] = sum_j ds[j] K[j].
+        float *dqi = dq + i * h * hd + hh * hd;
+        for (int64_t d = 0; d < hd; ++d) {
+          __m512 acc = _mm512_setzero_ps();
+          for (int64_t j = 0; j < cnt; j += 16)
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(ds.data() + j),
+                                  _mm512_loadu_ps(kt.data() + d * tp + j), acc);
+          dqi[d] = _mm512_reduce_add_ps(acc);
+        }
+      }
+    }
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t d = 0; d < hd; ++d) {
+        dk[j * kvw + kvh * hd + d] = dkt[d * tp + j];
+        dv[j * kvw + kvh * hd + d] = dvt[d * tp + j];
+      }
+  }
+}
+
+} // namespace
+#endif // MIXQ_OPS_HAVE_AVX512
+
 void attentionForward(const float *q, const float *k, const float *v,
                       int64_t kvStride, int64_t p0, int64_t n, int64_t h,
                       int64_t g, int64_t hd, float *out, float *probs,
                       float *scratch) {
+#ifdef MIXQ_OPS_HAVE_AVX512
+  if (useAVX512()) {
+    attentionForward512(q, k, v, kvStride, p0, n, h, g, hd, out, probs);
+    return;
+  }
+#endif
   const int64_t total = p0 + n, rep = h / g;
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int64_t hh = 0; hh < h; ++hh) {
@@ -136,6 +350,12 @@ void attentionBackward(const float *q, const float *k, const float *v,
                        const float *probs, const float *dOut, int64_t n,
                        int64_t h, int64_t g, int64_t hd, float *dq, float *dk,
                        float *dv, float *scratch) {
+#ifdef MIXQ_OPS_HAVE_AVX512
+  if (useAVX512()) {
+    attentionBackward512(q, k, v, probs, dOut, n, h, g, hd, dq, dk, dv);
+    return;
+  }
+#endif
   const int64_t rep = h / g, kvw = g * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
   std::fill(dk, dk + n * kvw, 0.0f);
