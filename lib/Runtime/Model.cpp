@@ -374,6 +374,10 @@ void Model::linearForward(LinearLayer &lin, const float *x, int64_t n,
 
 void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
                            int64_t n, float *dx, LinearCache *cache) {
+  // Importance measurement: dL/dW of the frozen base = dY^T X.
+  if (!lin.dW.empty() && x)
+    Map(lin.dW.data(), lin.out, lin.in).noalias() +=
+        MapC(dy, n, lin.out).transpose() * MapC(x, n, lin.in);
   const bool train = lin.hasAdapter() && !lin.parameters().empty();
   Buffer<float> xaBuf;
   const float *xa = x;
@@ -695,6 +699,8 @@ void Model::forwardInfer(ArrayRef<int> tokens, KVCache &cache,
       gate(mem_, ws, n * maxW, U), up(mem_, ws, n * maxW, U),
       tmp(mem_, ws, n * d, U), scores(mem_, ws, n * (p0 + n), U);
   ops::embeddingForward(embed_.data(), d, tokens.data(), n, x.data());
+  if (observer_)
+    observer_(0, x.data(), n);
   for (size_t l = 0; l < layers_.size(); ++l) {
     DecoderLayer &L = layers_[l];
     const int64_t h = L.shape.numHeads, g = L.shape.numKVHeads,
@@ -722,6 +728,8 @@ void Model::forwardInfer(ArrayRef<int> tokens, KVCache &cache,
     linearForward(L.down(), att.data(), n, tmp.data(), nullptr, nullptr);
     for (int64_t i = 0; i < n * d; ++i)
       x[i] += tmp[i];
+    if (observer_)
+      observer_(int64_t(l) + 1, x.data(), n);
   }
   cache.length = p0 + n;
   const int64_t nr = int64_t(logitRows.size());
@@ -732,6 +740,15 @@ void Model::forwardInfer(ArrayRef<int> tokens, KVCache &cache,
     ops::rmsNormForward(x.data() + logitRows[i] * d, finalNorm_.data(), 1, d,
                         eps, xf.data() + i * d, nullptr);
   lmHeadForward(xf.data(), nr, logits);
+}
+
+void Model::decodeHidden(const float *x, int64_t n, float *logits) {
+  const int64_t d = config_.hiddenSize;
+  Buffer<float> xf(mem_, MemCategory::Workspace, n * d, U);
+  for (int64_t i = 0; i < n; ++i)
+    ops::rmsNormForward(x + i * d, finalNorm_.data(), 1, d,
+                        float(config_.rmsNormEps), xf.data() + i * d, nullptr);
+  lmHeadForward(xf.data(), n, logits);
 }
 
 } // namespace runtime

@@ -5,6 +5,8 @@
 //   mixq-run eval     VARIANT --task arc_easy[,boolq,...] [--limit N] --json
 //   mixq-run generate VARIANT --prompt "..." --max-tokens N --temperature 0
 //   mixq-run export   VARIANT RUN_DIR (--peft OUT | --merged OUT)
+//   mixq-run importance VARIANT --method entropy|taylor1|taylor2
+//                     --data babi:qa1 --samples N --out FILE
 //
 // VARIANT is a variant directory (manifest.json) or a checkpoint (HF dir or
 // llama2.c .bin, optionally with --config). Every command writes the metrics
@@ -18,6 +20,7 @@
 #include "mixq/Runtime/Eval.h"
 #include "mixq/Runtime/Export.h"
 #include "mixq/Runtime/Generate.h"
+#include "mixq/Runtime/Importance.h"
 #include "mixq/Runtime/Trainer.h"
 #include "mixq/Runtime/Variant.h"
 
@@ -43,12 +46,14 @@ cl::SubCommand finetuneCmd("finetune", "Fine-tune the variant's adapters");
 cl::SubCommand evalCmd("eval", "Evaluate multiple-choice tasks / perplexity");
 cl::SubCommand generateCmd("generate", "Generate text");
 cl::SubCommand exportCmd("export", "Export adapters (PEFT) or a merged model");
+cl::SubCommand importanceCmd("importance",
+                             "Measure layer / head / channel importance");
 
 cl::OptionCategory cat("mixq-run options");
 
 #define ALL_SUBS                                                               \
   cl::sub(finetuneCmd), cl::sub(evalCmd), cl::sub(generateCmd),                \
-      cl::sub(exportCmd)
+      cl::sub(exportCmd), cl::sub(importanceCmd)
 
 cl::list<std::string> positional(cl::Positional, cl::desc("VARIANT [RUN_DIR]"),
                                  ALL_SUBS, cl::cat(cat));
@@ -76,7 +81,8 @@ cl::opt<bool> quiet("quiet", cl::desc("No progress lines"), ALL_SUBS,
 // finetune
 cl::opt<std::string> dataSpec("data",
                               cl::desc("babi:qaN | alpaca:FILE | text:FILE"),
-                              cl::sub(finetuneCmd), cl::cat(cat));
+                              cl::sub(finetuneCmd), cl::sub(importanceCmd),
+                              cl::cat(cat));
 cl::opt<int> epochs("epochs", cl::init(1), cl::sub(finetuneCmd), cl::cat(cat));
 cl::opt<int> batch("batch", cl::init(16), cl::sub(finetuneCmd), cl::cat(cat));
 cl::opt<int> gradAccum("grad-accum", cl::init(1), cl::sub(finetuneCmd),
@@ -90,14 +96,18 @@ cl::opt<std::string> schedule("schedule", cl::desc("constant|linear|cosine"),
                               cl::init("linear"), cl::sub(finetuneCmd),
                               cl::cat(cat));
 cl::opt<int> seqLen("seq-len", cl::desc("Packing / truncation length"),
-                    cl::init(256), cl::sub(finetuneCmd), cl::cat(cat));
+                    cl::init(256), cl::sub(finetuneCmd), cl::sub(importanceCmd),
+                    cl::cat(cat));
 cl::opt<bool> lossOnPrompt("loss-on-prompt",
                            cl::desc("bAbI/Alpaca: train on prompt tokens too"),
-                           cl::sub(finetuneCmd), cl::cat(cat));
+                           cl::sub(finetuneCmd), cl::sub(importanceCmd),
+                           cl::cat(cat));
 cl::opt<bool> trainNorms("train-norms", cl::desc("Also train RMSNorm weights"),
                          cl::sub(finetuneCmd), cl::cat(cat));
-cl::opt<std::string> outDir("out", cl::desc("Run directory"),
-                            cl::sub(finetuneCmd), cl::cat(cat));
+cl::opt<std::string> outDir("out",
+                            cl::desc("Run directory (importance: JSON file)"),
+                            cl::sub(finetuneCmd), cl::sub(importanceCmd),
+                            cl::cat(cat));
 cl::opt<bool> resume("resume", cl::desc("Resume from <out>/checkpoint"),
                      cl::sub(finetuneCmd), cl::cat(cat));
 cl::opt<int> saveEvery("save-every", cl::desc("Checkpoint every N steps"),
@@ -131,6 +141,14 @@ cl::opt<std::string> peftOut("peft", cl::desc("Write PEFT adapters here"),
                              cl::sub(exportCmd), cl::cat(cat));
 cl::opt<std::string> mergedOut("merged", cl::desc("Write a merged HF dir"),
                                cl::sub(exportCmd), cl::cat(cat));
+
+// importance
+cl::opt<std::string> importanceMethod("method",
+                                      cl::desc("entropy|taylor1|taylor2"),
+                                      cl::init("taylor1"),
+                                      cl::sub(importanceCmd), cl::cat(cat));
+cl::opt<int> samples("samples", cl::desc("Calibration examples (first N)"),
+                     cl::init(16), cl::sub(importanceCmd), cl::cat(cat));
 
 /// Shared state of a command.
 struct Session {
@@ -377,6 +395,42 @@ Error runExport() {
   return finishMetrics(s, "");
 }
 
+Error runImportance() {
+  if (dataSpec.empty() || outDir.empty())
+    return createStringError(inconvertibleErrorCode(),
+                             "importance needs --data and --out");
+  auto method = parseImportanceMethod(importanceMethod);
+  if (!method)
+    return method.takeError();
+  Session s;
+  // Training mode: exact input gradients through any adapters.
+  if (Error e = openSession(s, /*training=*/true, ""))
+    return e;
+  DataOptions dopt;
+  dopt.seqLen = std::min<int64_t>(seqLen, s.variant->model().maxSeqLen);
+  dopt.lossOnPrompt = lossOnPrompt;
+  auto data = loadTrainingSet(dataSpec, dataDir, *s.tok, dopt);
+  if (!data)
+    return data.takeError();
+  ImportanceOptions io;
+  io.method = *method;
+  io.samples = samples;
+  io.progress = !quiet;
+  auto res = measureImportance(*s.model, *data, io);
+  if (!res)
+    return res.takeError();
+  if (Error e = writeImportance(*res, outDir))
+    return e;
+  s.metrics["importance_method"] = importanceMethodName(res->method);
+  s.metrics["samples"] = res->samples;
+  s.metrics["tokens"] = res->tokens;
+  json::Array imp;
+  for (double x : res->importance())
+    imp.push_back(x);
+  s.metrics["importance"] = std::move(imp);
+  return finishMetrics(s, "");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -398,6 +452,8 @@ int main(int argc, char **argv) {
     err = runGenerate();
   else if (exportCmd)
     err = runExport();
+  else if (importanceCmd)
+    err = runImportance();
   else {
     cl::PrintHelpMessage();
     return 1;

@@ -23,6 +23,7 @@
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,10 @@ struct LinearLayer {
   kernels::AdapterView view; ///< data pointers into A/B/H
   Buffer<float> A, B, H;     ///< adapter parameters (Adapters)
   Buffer<float> dA, dB, dH;  ///< their gradients (Gradients)
+  /// Gradient sink of the frozen base weight [out, in] (Gradients): empty
+  /// unless importance measurement allocates it; when set, backward adds
+  /// dY^T X to it (Importance.h).
+  Buffer<float> dW;
 
   /// AdaLoRA (A = Q, B = P, E = lambda [r]; AdaLoRA.h): the view runs as
   /// LoRA with B = bEff = P diag(E); rankMask [r] (1 = triplet kept) is set
@@ -160,6 +165,16 @@ public:
 
   kernels::KernelOptions kernelOptions() const { return opts_.kernel; }
 
+  /// Called by forwardInfer with the residual stream [n, hidden] after the
+  /// embedding (index 0) and after each decoder layer l (index l + 1); used
+  /// by the logit-lens importance (Importance.h). Empty: not called.
+  using LayerObserver =
+      std::function<void(int64_t index, const float *x, int64_t n)>;
+  void setLayerObserver(LayerObserver fn) { observer_ = std::move(fn); }
+  /// Final norm and LM head on `n` rows of residual stream `x`: logits
+  /// [n, vocab] (the logit lens).
+  void decodeHidden(const float *x, int64_t n, float *logits);
+
 private:
   Model(const ModelConfig &c, MemoryTracker &m, const ModelOptions &o)
       : config_(c), mem_(m), opts_(o) {}
@@ -179,6 +194,7 @@ private:
   Buffer<float> finalNorm_; ///< [hidden]
   std::vector<DecoderLayer> layers_;
   std::unique_ptr<LinearLayer> lmHead_; ///< null when tied
+  LayerObserver observer_;
 };
 
 /// PEFT tensor-name prefix of a linear: base_model.model.model.layers.{i}.
