@@ -190,8 +190,10 @@ def search_tables(results, tasks, out, results_rel):
             svg = os.path.join(d, "front.svg")
             svgcell = f"[svg]({os.path.join(results_rel, 'search', t, key, 'front.svg')})" \
                 if os.path.exists(svg) else "—"
-            status = "" if rep.get("strategy_finished", True) or len(trials) >= 12 \
-                else " (in progress)"
+            busy = any(r["state"] in ("running", "waiting") for r in trials)
+            short = not rep.get("strategy_finished", False) and \
+                len(done) + len(fail) < int(os.environ.get("REPRO_SEARCH_TRIALS", "8"))
+            status = " (in progress)" if busy or short else ""
             out.append(f"| {label}{status} | {len(done)} / {len(fail)} | {secs:.0f} | {bcell} | "
                        f"{ccell} | {len(rep.get('front', []))} | {hvcell} | {svgcell} |")
             if key == "uniform":
