@@ -72,6 +72,13 @@ LogicalResult AssignConfigPass::assign(LinearOp op, const VariantConfig &cfg) {
     return fail();
   op.setQuantAttr(toQuantAttr(ctx, q));
   const AdapterSpec &a = spec->adapter;
+  // AdaLoRA lives in the runtime only (its rank allocator prunes during
+  // training); the IR has no attribute for it.
+  if (a.kind == AdapterKind::AdaLoRA)
+    return op.emitError("config ")
+           << config << ": layer " << layer << " " << role
+           << ": adapter 'adalora' is not compiled by mixq-opt; fine-tune it "
+              "with `mixq-run finetune CHECKPOINT --config FILE`";
   if (a.kind == AdapterKind::LoRA &&
       failed(LoRAAttr::verify(emitErr, a.rank, APFloat(a.alpha),
                               APFloat(a.dropout),
