@@ -160,4 +160,47 @@ def MixQLQLoRABitsPass : Pass<"mixq-lq-lora-bits", "mlir::ModuleOp"> {
   ];
 }
 
+def MixQPrunePass : Pass<"mixq-prune", "mlir::ModuleOp"> {
+  let summary = "LLM-Pruner block-wise structural pruning of heads and channels";
+  let description = [{
+    Removes, in every layer of `layers` (e.g. `1-3`, `2`, `0,2-4`; default
+    all), the fraction `ratio` of its KV groups (a KV head with the query
+    heads sharing it: q_proj/k_proj/v_proj output rows and o_proj input
+    columns) and of its MLP channels (gate_proj/up_proj output rows and the
+    down_proj input column) with the lowest importance, read from
+    `importance` (the JSON of `mixq-run importance --method taylor1|taylor2`:
+    `kv_heads` and `channels` per layer). Whole KV groups are removed so the
+    query/KV ratio of the layer is unchanged. round(ratio * count) units are
+    removed, at least one kept.
+
+    The pruned model is written as a standalone HF checkpoint into
+    `out`/pruned (config.json with `mixq_layers`, model.safetensors in f32);
+    the module's `mixq.checkpoint` is rebased on it (tensor shapes updated)
+    and the layer's linears, rope and attention ops get the new shapes and
+    head counts. Parameter counts and per-layer shapes are printed on stderr
+    and written to `out`/prune_report.json. Runs before
+    `--mixq-assign-config` / `--mixq-compile`.
+
+    ```
+    mixq-import stories260K-hf | mixq-opt \
+      --mixq-prune="ratio=0.3 layers=1-3 importance=imp.json out=v" \
+      --mixq-compile="config=cfg.json out=v"
+    ```
+  }];
+  let options = [
+    Option<"ratio", "ratio", "double", /*default=*/"0.3",
+           "fraction of KV groups and MLP channels removed per layer">,
+    Option<"layers", "layers", "std::string", /*default=*/"\"\"",
+           "layer range, e.g. 1-3 (default: all layers)">,
+    Option<"importance", "importance", "std::string", /*default=*/"\"\"",
+           "importance JSON of mixq-run importance (taylor1 or taylor2)">,
+    Option<"method", "method", "std::string", /*default=*/"\"\"",
+           "taylor1 or taylor2: the score the importance file must hold "
+           "(default: the file's)">,
+    Option<"out", "out", "std::string", /*default=*/"\"\"",
+           "the variant directory (the pruned checkpoint goes to out/pruned)">,
+  ];
+  let dependentDialects = ["::mixq::MixQDialect"];
+}
+
 #endif // MIXQ_METHODS_PASSES_TD
