@@ -344,11 +344,9 @@ void Model::linearForward(LinearLayer &lin, const float *x, int64_t n,
         Buffer<uint8_t>(mem_, MemCategory::Activations, n * lin.in, U);
     xaBuf = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in, U);
     const float keep = float(1.0 - p), inv = 1.0f / keep;
-    for (int64_t i = 0; i < n * lin.in; ++i) {
-      bool k = rng->uniform() >= float(p);
-      cache->mask[i] = k;
-      xaBuf[i] = k ? x[i] * inv : 0.0f;
-    }
+    for (int64_t i = 0; i < n * lin.in; ++i)
+      cache->mask[i] = rng->uniform() >= float(p);
+    ops::dropoutApply(x, cache->mask.data(), inv, n * lin.in, xaBuf.data());
     xa = xaBuf.data();
   }
   if (lin.isDense()) {
@@ -385,8 +383,7 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
   const float inv = float(1.0 / (1.0 - lin.spec.adapter.dropout));
   if (dropped) {
     xaBuf = Buffer<float>(mem_, MemCategory::Workspace, n * lin.in, U);
-    for (int64_t i = 0; i < n * lin.in; ++i)
-      xaBuf[i] = cache->mask[i] ? x[i] * inv : 0.0f;
+    ops::dropoutApply(x, cache->mask.data(), inv, n * lin.in, xaBuf.data());
     xa = xaBuf.data();
   }
   // AdaLoRA: the kernels differentiate B_eff = P diag(lambda); its gradient
@@ -424,8 +421,8 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
     }
     Buffer<float> dxa(mem_, MemCategory::Workspace, n * lin.in, U);
     Map(dxa.data(), n, lin.in).noalias() = s * (T * A);
-    for (int64_t i = 0; i < n * lin.in; ++i)
-      dx[i] += cache->mask[i] ? dxa[i] * inv : 0.0f;
+    ops::dropoutApply(dxa.data(), cache->mask.data(), inv, n * lin.in, dx,
+                      /*accumulate=*/true);
     return;
   }
   if (!train) {
@@ -450,8 +447,8 @@ void Model::linearBackward(LinearLayer &lin, const float *x, const float *dy,
         "fused linear backward");
   mapAdaLoRA();
   if (dropped)
-    for (int64_t i = 0; i < n * lin.in; ++i)
-      dx[i] += cache->mask[i] ? dxa[i] * inv : 0.0f;
+    ops::dropoutApply(dxa.data(), cache->mask.data(), inv, n * lin.in, dx,
+                      /*accumulate=*/true);
 }
 
 void Model::lmHeadForward(const float *x, int64_t n, float *logits) {

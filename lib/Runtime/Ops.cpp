@@ -390,14 +390,83 @@ void attentionBackward(const float *q, const float *k, const float *v,
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+#ifdef MIXQ_OPS_HAVE_AVX512
+namespace {
+
+MIXQ_OPS_AVX512 inline __m512 sigmoid512(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(
+      one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+MIXQ_OPS_AVX512 void swigluForward512(const float *gate, const float *up,
+                                      int64_t count, float *out) {
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 m = tailMask(i, count);
+    __m512 gv = _mm512_maskz_loadu_ps(m, gate + i);
+    __m512 silu = _mm512_mul_ps(gv, sigmoid512(gv));
+    _mm512_mask_storeu_ps(
+        out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+MIXQ_OPS_AVX512 void swigluBackward512(const float *gate, const float *up,
+                                       const float *dOut, int64_t count,
+                                       float *dGate, float *dUp) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 m = tailMask(i, count);
+    __m512 gv = _mm512_maskz_loadu_ps(m, gate + i);
+    __m512 uv = _mm512_maskz_loadu_ps(m, up + i);
+    __m512 dv = _mm512_maskz_loadu_ps(m, dOut + i);
+    __m512 sg = sigmoid512(gv);
+    _mm512_mask_storeu_ps(dUp + i, m, _mm512_mul_ps(dv, _mm512_mul_ps(gv, sg)));
+    // dOut * up * s * (1 + gate * (1 - s))
+    __m512 t = _mm512_fmadd_ps(gv, _mm512_sub_ps(one, sg), one);
+    _mm512_mask_storeu_ps(
+        dGate + i, m,
+        _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dv, uv), sg), t));
+  }
+}
+
+MIXQ_OPS_AVX512 void dropoutApply512(const float *x, const uint8_t *mask,
+                                     float scale, int64_t count, float *out,
+                                     bool accumulate) {
+  const __m512 sv = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 m = tailMask(i, count);
+    __m128i mb = _mm_maskz_loadu_epi8(m, mask + i);
+    const __mmask16 keep = _mm_test_epi8_mask(mb, mb);
+    __m512 v = _mm512_maskz_mul_ps(keep, _mm512_maskz_loadu_ps(m, x + i), sv);
+    if (accumulate)
+      v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + i), v);
+    _mm512_mask_storeu_ps(out + i, m, v);
+  }
+}
+
+} // namespace
+#endif // MIXQ_OPS_HAVE_AVX512
+
 void swigluForward(const float *gate, const float *up, int64_t count,
                    float *out) {
+#ifdef MIXQ_OPS_HAVE_AVX512
+  if (useAVX512()) {
+    swigluForward512(gate, up, count, out);
+    return;
+  }
+#endif
   for (int64_t i = 0; i < count; ++i)
     out[i] = gate[i] * sigmoid(gate[i]) * up[i];
 }
 
 void swigluBackward(const float *gate, const float *up, const float *dOut,
                     int64_t count, float *dGate, float *dUp) {
+#ifdef MIXQ_OPS_HAVE_AVX512
+  if (useAVX512()) {
+    swigluBackward512(gate, up, dOut, count, dGate, dUp);
+    return;
+  }
+#endif
   for (int64_t i = 0; i < count; ++i) {
     float s = sigmoid(gate[i]);
     float silu = gate[i] * s;
@@ -462,6 +531,20 @@ double crossEntropy(const float *logits, int64_t n, int64_t vocab,
     }
   }
   return total;
+}
+
+void dropoutApply(const float *x, const uint8_t *mask, float scale,
+                  int64_t count, float *out, bool accumulate) {
+#ifdef MIXQ_OPS_HAVE_AVX512
+  if (useAVX512()) {
+    dropoutApply512(x, mask, scale, count, out, accumulate);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < count; ++i) {
+    float v = mask[i] ? x[i] * scale : 0.0f;
+    out[i] = accumulate ? out[i] + v : v;
+  }
 }
 
 double logProb(const float *lr, int64_t vocab, int target) {

@@ -60,6 +60,11 @@ void swigluForward(const float *gate, const float *up, int64_t count,
 void swigluBackward(const float *gate, const float *up, const float *dOut,
                     int64_t count, float *dGate, float *dUp);
 
+/// Inverted dropout with a given keep mask: out[i] (+)= mask[i] ? x[i] *
+/// scale : 0 over count values (the add in accumulate mode is out + value).
+void dropoutApply(const float *x, const uint8_t *mask, float scale,
+                  int64_t count, float *out, bool accumulate = false);
+
 /// y [n, out] = x [n, in] * w^T (+ y), w [out, in].
 void linearForward(const float *x, const float *w, int64_t n, int64_t in,
                    int64_t out, float *y, bool accumulate = false);
