@@ -167,7 +167,9 @@ searches() {
   done
 }
 
-# ---- AutoMixQ on a 30%-pruned stories260K (LLM-Pruner, Taylor importance):
+# ---- AutoMixQ on a 30%-pruned stories260K (LLM-Pruner: 30% of the KV groups
+# and MLP channels of layers 1-3, first-order Taylor importance on 16 qa1
+# training examples):
 # the AutoMixQ study vs uniform LoRA (f32 base) and uniform 8-bit LoftQ on the
 # same pruned model (3 seeds each, the same recipe), on the search tasks.
 prune_part() {
@@ -183,7 +185,7 @@ prune_part() {
       --method taylor1 --data "babi:$(repro_train_file qa1)" --out "$p/importance.json" \
       --threads 1 --quiet >"$p/importance.log" 2>&1
     "$REPRO_BIN/mixq-opt" "$REPRO_WORK/model.mlir" \
-      --mixq-prune="ratio=0.3 importance=$p/importance.json out=$p" \
+      --mixq-prune="ratio=0.3 layers=1-3 importance=$p/importance.json method=taylor1 out=$p" \
       -o "$p/model.mlir.tmp" 2>"$p/prune.log"
     mv "$p/model.mlir.tmp" "$p/model.mlir"
     cp "$p/prune_report.json" "$REPRO_RESULTS/pruned/prune_report.json" 2>/dev/null || true
