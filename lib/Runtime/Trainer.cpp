@@ -227,7 +227,48 @@ std::vector<int64_t> epochOrder(const TrainOptions &o, int64_t epoch,
   return order;
 }
 
+/// Examples [begin, end) of the epoch order of `step`, and the micro-batch
+/// size it is split into.
+struct StepRange {
+  int64_t epoch, begin, end, micro;
+};
+StepRange stepRange(const TrainOptions &o, int64_t step, int64_t n) {
+  const int64_t perEpoch = (n + o.batch - 1) / o.batch;
+  int64_t inEpoch = step % perEpoch;
+  int64_t b0 = inEpoch * o.batch, b1 = std::min(n, b0 + o.batch);
+  return {step / perEpoch, b0, b1, (b1 - b0 + o.gradAccum - 1) / o.gradAccum};
+}
+
 } // namespace
+
+std::vector<MicroBatchShape>
+plannedMicroBatches(const std::vector<Example> &data, const TrainOptions &o,
+                    int64_t firstStep, int64_t endStep) {
+  std::vector<MicroBatchShape> shapes;
+  const int64_t n = int64_t(data.size());
+  if (n == 0 || o.batch <= 0 || o.gradAccum <= 0)
+    return shapes;
+  std::vector<int64_t> order;
+  int64_t orderEpoch = -1;
+  for (int64_t step = firstStep; step < endStep; ++step) {
+    StepRange r = stepRange(o, step, n);
+    if (r.epoch != orderEpoch) {
+      order = epochOrder(o, r.epoch, n);
+      orderEpoch = r.epoch;
+    }
+    for (int64_t m0 = r.begin; m0 < r.end; m0 += r.micro) {
+      MicroBatchShape s;
+      for (int64_t i = m0; i < std::min(r.end, m0 + r.micro); ++i) {
+        const Example &ex = data[order[i]];
+        s.seqLens.push_back(int64_t(ex.tokens.size()));
+        for (int t : ex.targets)
+          s.lossTokens += t >= 0;
+      }
+      shapes.push_back(std::move(s));
+    }
+  }
+  return shapes;
+}
 
 Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
                             const TrainOptions &o) {
@@ -261,6 +302,7 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
       (*ada)->restored();
   }
   const int64_t firstStep = step;
+  res.firstStep = firstStep;
   auto start = std::chrono::steady_clock::now();
   int64_t reportEvery = std::max<int64_t>(1, res.totalSteps / 40);
   std::vector<int64_t> order;
@@ -268,12 +310,12 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
   while (step < res.totalSteps) {
     if (o.stopAfter >= 0 && step >= o.stopAfter)
       break;
-    int64_t epoch = step / perEpoch, inEpoch = step % perEpoch;
-    if (epoch != orderEpoch) {
-      order = epochOrder(o, epoch, n);
-      orderEpoch = epoch;
+    StepRange range = stepRange(o, step, n);
+    if (range.epoch != orderEpoch) {
+      order = epochOrder(o, range.epoch, n);
+      orderEpoch = range.epoch;
     }
-    int64_t b0 = inEpoch * o.batch, b1 = std::min(n, b0 + o.batch);
+    const int64_t b0 = range.begin, b1 = range.end, micro = range.micro;
     int64_t targets = 0;
     for (int64_t i = b0; i < b1; ++i)
       for (int t : data[order[i]].targets)
@@ -281,7 +323,6 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
     float scale = targets ? 1.0f / float(targets) : 0.0f;
     model.zeroGrads();
     double lossSum = 0.0;
-    int64_t micro = (b1 - b0 + o.gradAccum - 1) / o.gradAccum;
     for (int64_t m0 = b0; m0 < b1; m0 += micro) {
       Batch batch;
       for (int64_t i = m0; i < std::min(b1, m0 + micro); ++i)

@@ -11,6 +11,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
+#include <numeric>
 
 using namespace mlir;
 
@@ -63,6 +64,10 @@ void printLinear(raw_ostream &os, LinearOp op) {
 
 void EstimateMemoryPass::runOnOperation() {
   ModuleOp module = getOperation();
+  if (llvm::any_of(seqLens, [](int64_t l) { return l <= 0; })) {
+    module.emitError("mixq-estimate-memory expects positive seq-lens");
+    return signalPassFailure();
+  }
   if (batch <= 0 || seqLen <= 0) {
     module.emitError("mixq-estimate-memory expects positive batch and "
                      "seq-len");
@@ -87,6 +92,8 @@ void EstimateMemoryPass::runOnOperation() {
   MemoryOptions opts;
   opts.batch = batch;
   opts.seqLen = seqLen;
+  opts.seqLens.assign(seqLens.begin(), seqLens.end());
+  opts.lossTokens = lossTokens;
   opts.trainNorms = trainNorms;
   MemoryBreakdown m = estimateFineTuneMemory(*model, specFn, opts);
 
@@ -114,8 +121,14 @@ void EstimateMemoryPass::runOnOperation() {
   }
   if (print) {
     raw_ostream &os = llvm::errs();
-    os << "mixq memory estimate: " << model->numLayers << " layers, batch "
-       << batch << " x " << seqLen << " tokens\n";
+    os << "mixq memory estimate: " << model->numLayers << " layers, ";
+    if (seqLens.empty())
+      os << "batch " << batch << " x " << seqLen << " tokens\n";
+    else
+      os << "packed micro-batch of " << seqLens.size() << " sequences, "
+         << std::accumulate(opts.seqLens.begin(), opts.seqLens.end(),
+                            int64_t(0))
+         << " tokens\n";
     int64_t total = m.total();
     printRow(os, "weights", m.weights, total);
     printRow(os, "adapters", m.adapters, total);
@@ -135,6 +148,9 @@ void EstimateMemoryPass::runOnOperation() {
     llvm::json::Object o = m.toJSON();
     o["batch"] = int64_t(batch);
     o["seq_len"] = int64_t(seqLen);
+    if (!seqLens.empty())
+      o["seq_lens"] = llvm::json::Array(opts.seqLens);
+    o["loss_tokens"] = int64_t(lossTokens);
     out << llvm::formatv("{0:2}", llvm::json::Value(std::move(o))) << "\n";
   }
 }

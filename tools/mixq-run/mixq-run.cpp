@@ -246,13 +246,11 @@ Error finishMetrics(Session &s, StringRef defaultPath) {
   return Error::success();
 }
 
-/// The static estimate for this fine-tune, or nothing for an untrained run.
-json::Object estimateFor(Session &s, int64_t batchSize, int64_t seq) {
-  MemoryOptions mo;
-  mo.batch = batchSize;
-  mo.seqLen = seq;
-  mo.trainNorms = trainNorms;
-  mo.numThreads = threads > 0 ? threads : 2;
+/// The static estimate of the fine-tune's peak: the largest estimate over
+/// the micro-batches the run executed (their real packed shapes). Sets
+/// `shape` to the micro-batch it came from.
+MemoryBreakdown estimateFor(Session &s, ArrayRef<MicroBatchShape> batches,
+                            MicroBatchShape &shape) {
   const VariantConfig *vc = s.variant->config();
   auto spec = [&](int64_t layer, StringRef role) -> LinearSpec {
     if (!vc || (layer < 0 && !vc->configures(layer, role)))
@@ -264,7 +262,19 @@ json::Object estimateFor(Session &s, int64_t batchSize, int64_t seq) {
     }
     return *r;
   };
-  return estimateFineTuneMemory(s.variant->model(), spec, mo).toJSON();
+  MemoryBreakdown best;
+  for (const MicroBatchShape &b : batches) {
+    MemoryOptions mo;
+    mo.seqLens = b.seqLens;
+    mo.lossTokens = b.lossTokens;
+    mo.trainNorms = trainNorms;
+    MemoryBreakdown m = estimateFineTuneMemory(s.variant->model(), spec, mo);
+    if (m.total() > best.total()) {
+      best = m;
+      shape = b;
+    }
+  }
+  return best;
 }
 
 Error runFinetune() {
@@ -301,14 +311,22 @@ Error runFinetune() {
   auto res = train(*s.model, *data, to);
   if (!res)
     return res.takeError();
-  int64_t longest = 0;
-  for (const Example &ex : *data)
-    longest = std::max<int64_t>(longest, int64_t(ex.tokens.size()));
   s.metrics["peak_bytes"] = s.mem.peakJSON();
-  json::Object est = estimateFor(s, to.batch / to.gradAccum, longest);
-  int64_t estTotal = est.getInteger("total").value_or(0);
+  MicroBatchShape shape;
+  MemoryBreakdown est = estimateFor(
+      s, plannedMicroBatches(*data, to, res->firstStep, res->steps), shape);
+  int64_t estTotal = est.total(), tokens = 0, longest = 0;
+  for (int64_t len : shape.seqLens) {
+    tokens += len;
+    longest = std::max(longest, len);
+  }
   s.metrics["estimated_peak_bytes"] = estTotal;
-  s.metrics["estimated_peak_bytes_by_category"] = std::move(est);
+  s.metrics["estimated_peak_bytes_by_category"] = est.toJSON();
+  s.metrics["estimate_batch"] =
+      json::Object{{"sequences", int64_t(shape.seqLens.size())},
+                   {"tokens", tokens},
+                   {"max_len", longest},
+                   {"loss_tokens", shape.lossTokens}};
   s.metrics["estimate_seq_len"] = longest;
   if (estTotal > 0)
     s.metrics["peak_over_estimate"] =

@@ -17,15 +17,24 @@
 #include "llvm/Support/JSON.h"
 
 #include <cstdint>
+#include <vector>
 
 namespace mixq {
 
 struct MemoryOptions {
+  /// Without `seqLens`: `batch` sequences of `seqLen` tokens (the padded
+  /// shape).
   int64_t batch = 4;
   int64_t seqLen = 256;
+  /// The real micro-batch, when known: the lengths of its sequences (the
+  /// runtime packs them without padding, so activations grow with the
+  /// number of tokens and attention with the sum of squared lengths).
+  std::vector<int64_t> seqLens;
+  /// Tokens that carry a loss (the final norm and the LM head run on these
+  /// rows only); -1: every token.
+  int64_t lossTokens = -1;
   bool trainNorms = false;      ///< RMSNorm weights trainable too
   int64_t optimizerStates = 2;  ///< AdamW: m and v
-  int64_t numThreads = 2;       ///< kernel workspace panels
 };
 
 struct MemoryBreakdown {
@@ -46,14 +55,29 @@ struct MemoryBreakdown {
 // kernels' storage layout is the one source of truth.
 /// Trainable parameters of the adapter of a [rows=out, cols=in] linear.
 int64_t adapterParams(int64_t rows, int64_t cols, const AdapterSpec &a);
-/// Width of the adapter's saved intermediate (X pooled / projected) per token.
-int64_t adapterSavedWidth(int64_t rows, int64_t cols, const AdapterSpec &a);
+/// Whether the runtime runs this linear densely in Eigen (an f32 base with no
+/// adapter or a LoRA adapter); every other linear runs through the fused
+/// kernels, which recompute the adapter's intermediates in backward.
+bool runsDense(const LinearSpec &s);
+/// Bytes a [rows=out, cols=in] linear keeps from forward to backward for
+/// `tokens` rows: the u8 adapter-dropout mask [tokens, in] when dropout > 0,
+/// and for a dense LoRA X·Aᵀ [tokens, r] (f32).
+int64_t linearSavedBytes(int64_t rows, int64_t cols, const LinearSpec &s,
+                         int64_t tokens);
+/// The largest transient bytes of the linear's backward: with dropout the
+/// dropped input and its gradient [tokens, in] (f32 each); for a dense LoRA
+/// also dY·B [tokens, r].
+int64_t linearBackwardTransientBytes(int64_t rows, int64_t cols,
+                                     const LinearSpec &s, int64_t tokens);
 
 using LinearSpecFn =
     llvm::function_ref<LinearSpec(int64_t layer, llvm::StringRef role)>;
 
 /// Estimates the peak of one fine-tuning step of `model` whose linears are
-/// configured by `spec` (layer -1 = lm_head).
+/// configured by `spec` (layer -1 = lm_head): the larger of the two moments
+/// the runtime peaks at (the LM-head backward, with every layer's saved
+/// tensors and the logits live; the backward of a decoder layer, with the
+/// saved tensors of it and the layers below and the backward buffers).
 MemoryBreakdown estimateFineTuneMemory(const ModelConfig &model,
                                        LinearSpecFn spec,
                                        const MemoryOptions &opts);

@@ -53,6 +53,7 @@ struct TrainOptions {
 
 struct TrainResult {
   std::vector<double> losses; ///< mean loss per step, from step 1
+  int64_t firstStep = 0;      ///< step this invocation started at (resume)
   int64_t steps = 0;          ///< steps done (including resumed ones)
   int64_t totalSteps = 0;
   int64_t tokens = 0;   ///< tokens processed in this invocation
@@ -62,6 +63,19 @@ struct TrainResult {
 
 /// Learning rate of step `step` (0-based) of `total`.
 double learningRate(const TrainOptions &opts, int64_t step, int64_t total);
+
+/// The shape of one micro-batch: the lengths of its (packed) sequences and
+/// its number of loss tokens.
+struct MicroBatchShape {
+  std::vector<int64_t> seqLens;
+  int64_t lossTokens = 0;
+};
+
+/// The micro-batches train() runs for steps [firstStep, endStep), in order
+/// (the same epoch permutations and splits), for the memory estimate.
+std::vector<MicroBatchShape>
+plannedMicroBatches(const std::vector<Example> &data, const TrainOptions &opts,
+                    int64_t firstStep, int64_t endStep);
 
 /// Runs (or resumes) the fine-tune.
 llvm::Expected<TrainResult> train(Model &model,

@@ -31,7 +31,8 @@ def MixQEstimateMemoryPass : Pass<"mixq-estimate-memory", "mlir::ModuleOp"> {
   let summary = "static estimate of the fine-tuning peak memory";
   let description = [{
     Computes, from the IR alone, the peak memory of one fine-tuning step at
-    `batch` x `seq-len` tokens by category (quantized weights with their
+    `batch` x `seq-len` tokens (or of the packed micro-batch `seq-lens` with
+    `loss-tokens` loss rows) by category (quantized weights with their
     scales and double-quant metadata, unquantized weights, adapters, AdamW
     state, gradients, activations saved for backward, workspace), annotates
     the module with `mixq.memory_estimate` and each linear with
@@ -43,6 +44,11 @@ def MixQEstimateMemoryPass : Pass<"mixq-estimate-memory", "mlir::ModuleOp"> {
     Option<"batch", "batch", "int64_t", /*default=*/"4", "batch size">,
     Option<"seqLen", "seq-len", "int64_t", /*default=*/"256",
            "tokens per sequence">,
+    ListOption<"seqLens", "seq-lens", "int64_t",
+               "the real micro-batch: the lengths of its packed sequences "
+               "(replaces batch x seq-len)">,
+    Option<"lossTokens", "loss-tokens", "int64_t", /*default=*/"-1",
+           "tokens that carry a loss (-1: all)">,
     Option<"trainNorms", "train-norms", "bool", /*default=*/"false",
            "RMSNorm weights are trained too">,
     Option<"print", "print", "bool", /*default=*/"true",
