@@ -5,6 +5,7 @@
 
 #include "mixq/Import/Checkpoint.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -164,7 +165,8 @@ Error writeNativeAdapters(Model &model, StringRef path) {
   return writeSafetensors(path, tensors, {{"format", "mixq-native"}});
 }
 
-Error writePeftAdapters(Model &model, StringRef dir, StringRef basePath) {
+Error writePeftAdapters(Model &model, StringRef dir, StringRef basePath,
+                        std::vector<std::string> *leftOut) {
   if (std::error_code ec = sys::fs::create_directories(dir))
     return exportError(dir, "cannot create: " + ec.message());
   for (LinearLayer *lin : model.linears())
@@ -176,13 +178,17 @@ Error writePeftAdapters(Model &model, StringRef dir, StringRef basePath) {
   std::map<std::string, double> alphas;
   std::set<std::string> targets;
   double dropout = 0.0;
+  std::vector<std::string> omitted;
   for (LinearLayer *lin : model.linears()) {
     if (!lin->hasAdapter())
       continue;
     const AdapterSpec &a = lin->spec.adapter;
-    if (a.kind == AdapterKind::QABLoRA)
-      return exportError(dir, "QA-BLoRA adapters have no PEFT form; use "
-                              "--merged (they fold into the zero points)");
+    if (a.kind == AdapterKind::QABLoRA) {
+      // No PEFT form: left out (the merged export folds it).
+      omitted.push_back(peftModuleName(lin->layer, lin->role)
+                            .substr(strlen("base_model.model.")));
+      continue;
+    }
     const int64_t r = lin->view.rank, pool = lin->view.poolIn,
                   rep = lin->view.repeatOut;
     // Expand Q-BLoRA to plain LoRA of rank r: A' [r, in], B' [out, r].
@@ -206,6 +212,12 @@ Error writePeftAdapters(Model &model, StringRef dir, StringRef basePath) {
     rankCount[r]++;
     dropout = a.dropout;
   }
+  if (leftOut)
+    *leftOut = omitted;
+  if (tensors.empty() && !omitted.empty())
+    return exportError(dir, "no adapter has a PEFT form (QA-BLoRA: " +
+                                llvm::join(omitted, ", ") +
+                                "); export with --merged, which folds them");
   if (tensors.empty())
     return exportError(dir, "the model has no adapters to export");
   int64_t defRank = 0, best = -1;

@@ -1,6 +1,7 @@
 //===- Model.cpp - a LLaMA-family decoder with adapters, on the CPU -*- C++ -*-===//
 
 #include "mixq/Runtime/Model.h"
+#include "mixq/Config/MemoryModel.h"
 #include "mixq/Runtime/AdaLoRA.h"
 #include "mixq/Runtime/Ops.h"
 
@@ -116,27 +117,41 @@ static uint64_t linearSeed(uint64_t seed, int64_t layer, StringRef role) {
 Error Model::buildLinear(LinearLayer &lin, const LinearSpec &spec,
                          WeightFn weights, AdapterFn adapters) {
   lin.spec = spec;
-  auto w = weights(lin.weightName);
-  if (!w)
-    return w.takeError();
-  if (int64_t(w->size()) != lin.in * lin.out)
-    return modelError(formatv("tensor '{0}' has {1} values, expected "
-                              "[{2}, {3}]",
-                              lin.weightName, w->size(), lin.out, lin.in));
   const AdapterKind kind = spec.adapter.kind;
-  if (spec.quant.format == QuantFormat::F32 &&
-      (kind == AdapterKind::None || kind == AdapterKind::LoRA ||
-       kind == AdapterKind::AdaLoRA)) {
-    lin.dense = Buffer<float>(mem_, MemCategory::Weights, lin.in * lin.out);
-    std::memcpy(lin.dense.data(), w->data(), sizeof(float) * w->size());
-  } else {
-    auto q = kernels::quantize(w->data(), lin.out, lin.in, spec.quant);
-    if (!q)
-      return modelError("quantizing '" + lin.weightName +
-                        "': " + toString(q.takeError()));
-    lin.quant = std::make_unique<kernels::QuantizedTensor>(std::move(*q));
-    lin.quantBytes = Reservation(mem_, MemCategory::Weights,
-                                 lin.quant->storageBytes());
+  // A packed base the compiler materialised replaces quantizing the
+  // checkpoint's f32 weight.
+  if (opts_.prequantized && !runsDense(spec)) {
+    auto pq = opts_.prequantized(lin.weightName, lin.out, lin.in, spec.quant);
+    if (!pq)
+      return pq.takeError();
+    if (*pq) {
+      lin.quant = std::move(*pq);
+      lin.quantBytes = Reservation(mem_, MemCategory::Weights,
+                                   lin.quant->storageBytes());
+    }
+  }
+  if (!lin.quant) {
+    auto w = weights(lin.weightName);
+    if (!w)
+      return w.takeError();
+    if (int64_t(w->size()) != lin.in * lin.out)
+      return modelError(formatv("tensor '{0}' has {1} values, expected "
+                                "[{2}, {3}]",
+                                lin.weightName, w->size(), lin.out, lin.in));
+    if (spec.quant.format == QuantFormat::F32 &&
+        (kind == AdapterKind::None || kind == AdapterKind::LoRA ||
+         kind == AdapterKind::AdaLoRA)) {
+      lin.dense = Buffer<float>(mem_, MemCategory::Weights, lin.in * lin.out);
+      std::memcpy(lin.dense.data(), w->data(), sizeof(float) * w->size());
+    } else {
+      auto q = kernels::quantize(w->data(), lin.out, lin.in, spec.quant);
+      if (!q)
+        return modelError("quantizing '" + lin.weightName +
+                          "': " + toString(q.takeError()));
+      lin.quant = std::make_unique<kernels::QuantizedTensor>(std::move(*q));
+      lin.quantBytes = Reservation(mem_, MemCategory::Weights,
+                                   lin.quant->storageBytes());
+    }
   }
   if (kind == AdapterKind::None)
     return Error::success();

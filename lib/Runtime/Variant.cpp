@@ -3,6 +3,7 @@
 #include "mixq/Runtime/Variant.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
@@ -85,6 +86,12 @@ Expected<std::unique_ptr<Variant>> Variant::open(StringRef path,
       if (!o)
         return o.takeError();
       v->overrides_ = std::move(*o);
+      v->overridesPath_ = wp;
+      auto q = methods::QuantizedWeightsReader::open(wp);
+      if (!q)
+        return q.takeError();
+      if (!(*q)->quantizedNames().empty())
+        v->packed_ = std::move(*q);
     }
     if (auto t = obj->getString("tokenizer"))
       v->tokenizerPath_ = resolvePath(path, *t);
@@ -146,8 +153,13 @@ Expected<std::vector<float>> Variant::readAdapter(StringRef name) const {
 
 Error Variant::setAdapterFile(StringRef path) {
   std::string p = path.str();
-  if (sys::fs::is_directory(p))
-    p = resolvePath(p, "adapter_model.safetensors");
+  // A run directory: its native adapters (every kind, in the runtime's
+  // shapes), else its PEFT file.
+  if (sys::fs::is_directory(p)) {
+    std::string native = resolvePath(p, "adapters.safetensors");
+    p = sys::fs::exists(native) ? native
+                                : resolvePath(p, "adapter_model.safetensors");
+  }
   auto c = Checkpoint::openTensorFile(p);
   if (!c)
     return c.takeError();
@@ -163,11 +175,66 @@ Expected<std::unique_ptr<Tokenizer>> Variant::openTokenizer() const {
   return Tokenizer::open(tokenizerPath_);
 }
 
+/// The fields of `s` that shape a packed tensor of its format.
+static std::string packedSpecString(const QuantSpec &s) {
+  std::string str = quantFormatName(s.format).str();
+  switch (s.format) {
+  case QuantFormat::NF4:
+  case QuantFormat::FP4:
+    return str + formatv(" block {0}{1}", s.block,
+                         s.doubleQuant ? " double_quant" : "")
+                     .str();
+  case QuantFormat::Int8:
+    return str + formatv(" block {0}", s.block).str();
+  case QuantFormat::Int4:
+  case QuantFormat::Int3:
+  case QuantFormat::Int2:
+    return str + formatv(" tile [{0}, {1}]", s.tileRows, s.tileCols).str();
+  default:
+    return str;
+  }
+}
+
+Expected<std::unique_ptr<kernels::QuantizedTensor>>
+Variant::readPrequantized(StringRef name, int64_t out, int64_t in,
+                          const QuantSpec &spec) const {
+  if (!packed_ || !packed_->hasQuantized(name))
+    return nullptr;
+  auto q = packed_->load(name);
+  if (!q)
+    return q.takeError();
+  std::string have = packedSpecString(q->spec),
+              want = packedSpecString(spec);
+  if (q->rows != out || q->cols != in)
+    return variantError(overridesPath_,
+                        formatv("packed tensor '{0}' is [{1}, {2}] but the "
+                                "variant's model has [{3}, {4}]",
+                                name, q->rows, q->cols, out, in));
+  if (have != want)
+    return variantError(overridesPath_,
+                        formatv("packed tensor '{0}' is {1} but the "
+                                "variant's config says {2} (re-run "
+                                "mixq-opt --mixq-materialize-quant)",
+                                name, have, want));
+  return std::make_unique<kernels::QuantizedTensor>(std::move(*q));
+}
+
 Expected<std::unique_ptr<Model>>
 Variant::buildModel(MemoryTracker &mem, const ModelOptions &opts) const {
   auto weights = [&](StringRef n) { return readWeight(n); };
   auto adapters = [&](StringRef n) { return readAdapter(n); };
-  return Model::build(model_, config(), weights, adapters, mem, opts);
+  numPrequantized_ = 0;
+  ModelOptions o = opts;
+  if (packed_)
+    o.prequantized = [&](StringRef n, int64_t out, int64_t in,
+                         const QuantSpec &spec)
+        -> Expected<std::unique_ptr<kernels::QuantizedTensor>> {
+      auto q = readPrequantized(n, out, in, spec);
+      if (q && *q)
+        ++numPrequantized_;
+      return q;
+    };
+  return Model::build(model_, config(), weights, adapters, mem, o);
 }
 
 } // namespace runtime

@@ -195,6 +195,15 @@ Error openSession(Session &s, bool training, StringRef adapters) {
   s.model = std::move(*m);
   s.metrics["variant"] = positional[0];
   s.metrics["trainable_params"] = s.model->numTrainable();
+  int64_t quantized = 0;
+  for (LinearLayer *lin : s.model->linears())
+    quantized += !lin->isDense();
+  int64_t pre = s.variant->numPrequantized();
+  // Where the quantized bases came from (no quantized linear: "f32").
+  s.metrics["weights_source"] = quantized == 0    ? "f32"
+                                : pre == 0         ? "quantized_at_load"
+                                : pre == quantized ? "prequantized"
+                                                   : "mixed";
   return Error::success();
 }
 
@@ -277,6 +286,31 @@ MemoryBreakdown estimateFor(Session &s, ArrayRef<MicroBatchShape> batches,
   return best;
 }
 
+/// Writes the PEFT adapters; QA-BLoRA linears, which have no PEFT form, are
+/// left out with a warning naming them and listed in the metrics'
+/// "peft_left_out". With no PEFT-able adapter at all, an error if
+/// `required`, else only the warning.
+Error exportPeft(Session &s, StringRef dir, bool required) {
+  std::vector<std::string> leftOut;
+  Error e = writePeftAdapters(*s.model, dir, s.variant->path(), &leftOut);
+  json::Array names;
+  for (const std::string &n : leftOut)
+    names.push_back(n);
+  s.metrics["peft_left_out"] = std::move(names);
+  if (!leftOut.empty())
+    WithColor::warning(errs(), "mixq-run")
+        << "QA-BLoRA has no PEFT form: " << leftOut.size()
+        << " linear(s) left out of the PEFT adapters in '" << dir
+        << "': " << join(leftOut, ", ")
+        << " (the run directory's adapters.safetensors holds them; "
+           "'mixq-run export --merged' folds them into the weights)\n";
+  if (e && !required && !leftOut.empty()) {
+    consumeError(std::move(e));
+    return Error::success();
+  }
+  return e;
+}
+
 Error runFinetune() {
   if (dataSpec.empty() || outDir.empty())
     return createStringError(inconvertibleErrorCode(),
@@ -344,7 +378,11 @@ Error runFinetune() {
       res->wallS > 0 ? double(res->tokens) / res->wallS : 0.0;
   if (json::Object ada = adaloraMetrics(*s.model); !ada.empty())
     s.metrics["adalora"] = std::move(ada);
-  if (Error e = writePeftAdapters(*s.model, outDir, s.variant->path()))
+  SmallString<256> native(outDir);
+  sys::path::append(native, "adapters.safetensors");
+  if (Error e = writeNativeAdapters(*s.model, native))
+    return e;
+  if (Error e = exportPeft(s, outDir, /*required=*/false))
     return e;
   json::Object acc;
   if (!evalTasks.empty() && res->finished)
@@ -405,7 +443,7 @@ Error runExport() {
   if (Error e = openSession(s, /*training=*/false, positional[1]))
     return e;
   if (!peftOut.empty())
-    if (Error e = writePeftAdapters(*s.model, peftOut, s.variant->path()))
+    if (Error e = exportPeft(s, peftOut, /*required=*/true))
       return e;
   if (!mergedOut.empty())
     if (Error e = writeMergedModel(*s.model, mergedOut))

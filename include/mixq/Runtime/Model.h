@@ -88,6 +88,12 @@ struct ModelOptions {
   kernels::KernelOptions kernel;
   /// Build adapters and their gradients (false: inference-only model).
   bool training = true;
+  /// Packed base of a quantized linear (weight name, out, in, its format)
+  /// made ahead of time, or null to quantize the checkpoint's f32 weight at
+  /// load (Variant: the compiler's materialised weights). Empty: none.
+  std::function<llvm::Expected<std::unique_ptr<kernels::QuantizedTensor>>(
+      llvm::StringRef, int64_t, int64_t, const QuantSpec &)>
+      prequantized;
 };
 
 struct DecoderLayer {

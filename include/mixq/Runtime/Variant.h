@@ -21,6 +21,7 @@
 #include "mixq/Config/VariantConfig.h"
 #include "mixq/Import/Checkpoint.h"
 #include "mixq/Import/ModelConfig.h"
+#include "mixq/Methods/WeightsFile.h"
 #include "mixq/Runtime/Model.h"
 #include "mixq/Runtime/Tokenizer.h"
 
@@ -61,7 +62,19 @@ public:
   /// Opens the tokenizer (errors say how to name one when none is found).
   llvm::Expected<std::unique_ptr<Tokenizer>> openTokenizer() const;
 
-  /// Builds the executable model.
+  /// The packed base of linear `name` [out, in] stored by the compiler
+  /// (mixq-opt --mixq-materialize-quant) in the variant's weights file, or
+  /// null when it has none. An error names the file and the tensor when the
+  /// packed tensor's format or shape disagrees with `spec` / [out, in].
+  llvm::Expected<std::unique_ptr<kernels::QuantizedTensor>>
+  readPrequantized(llvm::StringRef name, int64_t out, int64_t in,
+                   const QuantSpec &spec) const;
+  /// Linears whose packed base came from the weights file in the last
+  /// buildModel (the others were quantized at load).
+  int64_t numPrequantized() const { return numPrequantized_; }
+
+  /// Builds the executable model (packed bases from the weights file when
+  /// present, else quantized from the checkpoint's f32 weights).
   llvm::Expected<std::unique_ptr<Model>> buildModel(MemoryTracker &mem,
                                                     const ModelOptions &opts)
       const;
@@ -72,6 +85,9 @@ private:
   std::optional<VariantConfig> config_;
   std::unique_ptr<Checkpoint> base_;
   std::unique_ptr<Checkpoint> overrides_;
+  std::string overridesPath_;
+  std::unique_ptr<methods::QuantizedWeightsReader> packed_;
+  mutable int64_t numPrequantized_ = 0;
   std::unique_ptr<Checkpoint> adapterFile_;
   std::string tokenizerPath_;
 };
