@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "mixq/Search/BuiltinTrial.h"
 #include "mixq/Search/Driver.h"
 #include "mixq/Search/Report.h"
 
@@ -157,6 +158,56 @@ static cl::opt<std::string> importanceFile(
     cl::desc("QR-Adaptor per-layer importance JSON (default uniform)"),
     cl::sub(runCmd), cl::cat(cat));
 
+// The built-in trial's recipe (used when --objective-cmd is absent).
+static cl::OptionCategory trialCat("built-in trial options (without "
+                                   "--objective-cmd)");
+static cl::list<std::string> taskOpt(
+    "task", cl::desc("Tasks to evaluate, comma-separated (default babi:qa1)"),
+    cl::CommaSeparated, cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<std::string> trainDataOpt(
+    "train-data",
+    cl::desc("Fine-tuning data: babi:qaN | alpaca:FILE | text:FILE (default: "
+             "the first task)"),
+    cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<int64_t> epochsOpt("epochs", cl::desc("Fine-tuning epochs"),
+                                  cl::init(1), cl::sub(runCmd),
+                                  cl::cat(trialCat));
+static cl::opt<int64_t> batchOpt("batch", cl::desc("Sequences per step"),
+                                 cl::init(16), cl::sub(runCmd),
+                                 cl::cat(trialCat));
+static cl::opt<double> lrOpt("lr", cl::desc("Learning rate"), cl::init(3e-3),
+                             cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<uint64_t> trainSeedOpt(
+    "train-seed", cl::desc("Seed of adapter init, shuffling and dropout"),
+    cl::init(0), cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<int64_t> trainLimitOpt(
+    "train-limit", cl::desc("First N training examples (-1: all)"),
+    cl::init(-1), cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<int64_t> evalLimitOpt(
+    "limit", cl::desc("First N evaluation items per task (-1: all)"),
+    cl::init(100), cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<int64_t> seqLenOpt("seq-len",
+                                  cl::desc("Packing / truncation length"),
+                                  cl::init(256), cl::sub(runCmd),
+                                  cl::cat(trialCat));
+static cl::opt<int> threadsOpt("threads",
+                               cl::desc("Kernel threads per trial (0: "
+                                        "runtime default)"),
+                               cl::init(0), cl::sub(runCmd),
+                               cl::cat(trialCat));
+static cl::opt<std::string> tokenizerOpt("tokenizer",
+                                         cl::desc("Tokenizer file"),
+                                         cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<std::string> dataDirOpt("data-dir",
+                                       cl::desc("Shared data directory"),
+                                       cl::init(MIXQ_DATA_DIR),
+                                       cl::sub(runCmd), cl::cat(trialCat));
+static cl::opt<std::string> workDirOpt(
+    "work-dir",
+    cl::desc("Trial directories (variant, adapter, metrics, log); default "
+             "<study.db>.work/<name> for SQLite"),
+    cl::sub(runCmd), cl::cat(trialCat));
+
 // report.
 static cl::opt<bool> jsonOut("json", cl::desc("Print the report as JSON"),
                              cl::sub(reportCmd), cl::cat(cat));
@@ -246,10 +297,64 @@ StrategySettings settingsFromOptions() {
   return s;
 }
 
+/// Sets the recipe fields whose options were given (all of them with
+/// `all`, for a new study).
+void applyRecipeOptions(TrialRecipe &r, bool all) {
+  auto given = [&](const cl::Option &o) {
+    return all || o.getNumOccurrences() > 0;
+  };
+  if (!modelDir.empty())
+    r.checkpoint = modelDir;
+  if (given(taskOpt) && !taskOpt.empty())
+    r.tasks.assign(taskOpt.begin(), taskOpt.end());
+  if (given(trainDataOpt))
+    r.trainData = trainDataOpt;
+  if (given(epochsOpt))
+    r.epochs = epochsOpt;
+  if (given(batchOpt))
+    r.batch = batchOpt;
+  if (given(lrOpt))
+    r.lr = lrOpt;
+  if (given(trainSeedOpt))
+    r.seed = trainSeedOpt;
+  if (given(trainLimitOpt))
+    r.trainLimit = trainLimitOpt;
+  if (given(evalLimitOpt))
+    r.evalLimit = evalLimitOpt;
+  if (given(seqLenOpt))
+    r.seqLen = seqLenOpt;
+  if (given(threadsOpt))
+    r.threads = threadsOpt;
+  if (given(tokenizerOpt))
+    r.tokenizer = tokenizerOpt;
+  if (given(dataDirOpt))
+    r.dataDir = dataDirOpt;
+}
+
+/// The built-in trial's work directory: --work-dir, else next to a SQLite
+/// study (<file>.work/<name>), else a fresh temporary directory.
+llvm::Expected<std::string> trialWorkDir(llvm::StringRef name) {
+  if (!workDirOpt.empty())
+    return workDirOpt;
+  llvm::StringRef url(studyURL);
+  if (url.consume_front("sqlite://")) {
+    url = url.split('?').first;
+    return (url + ".work/" + name).str();
+  }
+  llvm::SmallString<256> dir;
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueDirectory("mixq-search-work", dir))
+    return llvm::createStringError(ec, "cannot create a work directory: %s",
+                                   ec.message().c_str());
+  return dir.str().str();
+}
+
 /// Opens the study: creates it from the options, or resumes it with its
-/// stored space and settings.
+/// stored space and settings. `recipe` is set for the built-in trial (from
+/// the options, or stored with the study).
 llvm::Error openStudy(StudyStore &store, StudyInfo &study, SearchSpace &space,
-                      StrategySettings &settings, int64_t &budget) {
+                      StrategySettings &settings, int64_t &budget,
+                      std::optional<TrialRecipe> &recipe) {
   auto existing = store.loadStudy(studyName);
   if (existing) {
     study = *existing;
@@ -286,6 +391,29 @@ llvm::Error openStudy(StudyStore &store, StudyInfo &study, SearchSpace &space,
     }
     if (!trialsOpt.getNumOccurrences())
       budget = st->getAsObject()->getInteger("budget").value_or(budget);
+    if (objectiveCmd.empty()) {
+      const llvm::json::Value *stored = st->getAsObject()->get("objective");
+      if (!stored)
+        return llvm::createStringError(
+            llvm::inconvertibleErrorCode(),
+            "study '%s' was created with an external objective; give "
+            "--objective-cmd again",
+            study.name.c_str());
+      auto r = TrialRecipe::fromJSON(*stored, "stored recipe of '" +
+                                                  study.name + "'");
+      if (!r)
+        return r.takeError();
+      TrialRecipe given = *r;
+      applyRecipeOptions(given, /*all=*/false);
+      if (given.toJSON() != r->toJSON())
+        return llvm::createStringError(
+            llvm::inconvertibleErrorCode(),
+            "study '%s' was created with another trial recipe (%s); use "
+            "another --name",
+            study.name.c_str(),
+            llvm::formatv("{0}", r->toJSON()).str().c_str());
+      recipe = std::move(*r);
+    }
     return llvm::Error::success();
   }
   llvm::consumeError(existing.takeError());
@@ -304,6 +432,17 @@ llvm::Error openStudy(StudyStore &store, StudyInfo &study, SearchSpace &space,
     return check.takeError();
   llvm::json::Value settingsJSON = settings.toJSON();
   settingsJSON.getAsObject()->insert({"budget", budget});
+  if (objectiveCmd.empty()) {
+    if (modelDir.empty())
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "the built-in trial needs the checkpoint: give --model DIR (or an "
+          "external objective with --objective-cmd)");
+    TrialRecipe r;
+    applyRecipeOptions(r, /*all=*/true);
+    settingsJSON.getAsObject()->insert({"objective", r.toJSON()});
+    recipe = std::move(r);
+  }
   StudyInfo wanted;
   wanted.name = studyName;
   wanted.space = llvm::formatv("{0}", space.toJSON()).str();
@@ -324,9 +463,6 @@ llvm::Error openStudy(StudyStore &store, StudyInfo &study, SearchSpace &space,
 }
 
 int runMain() {
-  if (objectiveCmd.empty())
-    return fail("no objective: give --objective-cmd \"CMD\" (the built-in "
-                "compile/fine-tune/evaluate trial is not available yet)");
   auto store = StudyStore::open(studyURL, /*readOnly=*/false, busyTimeout);
   if (!store)
     return fail(store.takeError());
@@ -334,7 +470,8 @@ int runMain() {
   SearchSpace space;
   StrategySettings settings;
   int64_t budget = trialsOpt;
-  if (auto err = openStudy(**store, study, space, settings, budget))
+  std::optional<TrialRecipe> recipe;
+  if (auto err = openStudy(**store, study, space, settings, budget, recipe))
     return fail(std::move(err));
   if (budget < 0)
     return fail("--trials must be >= 0");
@@ -353,17 +490,35 @@ int runMain() {
   auto strategy = createStrategy(settings);
   if (!strategy)
     return fail(strategy.takeError());
-  CommandObjective objective(objectiveCmd, timeoutOpt, heartbeatOpt);
+  std::unique_ptr<Objective> objective;
+  std::string trialDir;
+  if (recipe) {
+    auto dir = trialWorkDir(study.name);
+    if (!dir)
+      return fail(dir.takeError());
+    auto builtin = BuiltinTrial::create(*recipe, *dir, timeoutOpt);
+    if (!builtin)
+      return fail(builtin.takeError());
+    trialDir = *dir;
+    objective = std::move(*builtin);
+  } else {
+    objective = std::make_unique<CommandObjective>(objectiveCmd, timeoutOpt,
+                                                   heartbeatOpt);
+  }
+  if (!quiet)
+    llvm::errs() << "[mixq-search] objective: " << objective->describe()
+                 << "\n";
   RunOptions opts;
   opts.budget = budget;
   opts.worker = workerId;
   opts.heartbeatSeconds = heartbeatOpt;
   opts.staleAfterSeconds = staleOpt;
   opts.pollSeconds = pollOpt;
-  opts.configDir = configDir;
+  opts.configDir = configDir.empty() ? trialDir : std::string(configDir);
   opts.maxTrialsThisWorker = workerTrials;
   opts.progress = quiet ? nullptr : &llvm::errs();
-  Driver driver(**store, study, space, settings, **strategy, objective, opts);
+  Driver driver(**store, study, space, settings, **strategy, *objective,
+                opts);
   auto summary = driver.run();
   if (!summary)
     return fail(summary.takeError());
@@ -464,7 +619,7 @@ int reportMain() {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions(cat);
+  cl::HideUnrelatedOptions({&cat, &trialCat});
   cl::ParseCommandLineOptions(argc, argv,
                               "MixQ search driver: per-layer (bits, rank) "
                               "studies\n");

@@ -6,9 +6,9 @@
 //    a file, `CMD <file>` runs through /bin/sh in its own process group (killed
 //    with the worker, and on timeout), and its standard output is the metrics
 //    JSON.
-//  - the built-in trial (compile with mixq-opt, fine-tune and evaluate with
-//    mixq-run): not written yet; it implements this same interface, taking
-//    the config JSON path and returning the runtime's metrics JSON text.
+//  - BuiltinTrial (BuiltinTrial.h, without --objective-cmd): compiles the
+//    config in process with the MLIR pass manager, fine-tunes and evaluates
+//    with the runtime library, each trial in a forked child process.
 //
 // Metrics JSON (runtime -> search), at least:
 //   {"accuracy": 0.61 | {"task": {"acc": .., "acc_norm": ..} | number, ...},
