@@ -61,7 +61,7 @@ method_spec() {
     # AdaLoRA is a runtime-only adapter (mixq-opt rejects it): the runtime
     # fine-tunes the checkpoint with --config, PEFT's AdaLoRA initialisation.
     adalora) echo "$here/configs/$1.json runtime" ;;
-    loftq1|loftq5|loftq8|pissa) echo "$here/configs/$1.json kaiming" ;;
+    loftq1|loftq5|loftq8|loftq8-d0|lora-f32-d0|pissa) echo "$here/configs/$1.json kaiming" ;;
     gaussian) echo "$here/configs/gaussian.json normal" ;;
     lq-lora) echo "$REPRO_WORK/lq-lora.json kaiming" ;;
     *) echo "unknown method $1" >&2; return 1 ;;
@@ -153,6 +153,29 @@ search_study() { # name task strategy-args...
     echo "[repro] search $name $t: report failed" >&2
   echo "[repro] search $name $t: done" >&2
 }
+# QR-Adaptor's stage-1 input: per-layer entropy importance I(l) = H(Y) -
+# H(Y|X_l) (`mixq-run importance --method entropy`, 16 training examples) of
+# the f32 model and of its NF4 quantization.
+qr_importance() { # task -> path of the importance JSON for --importance
+  local t=$1 f="$REPRO_WORK/search/importance-$1.json"
+  if [ ! -f "$f" ]; then
+    mkdir -p "$REPRO_WORK/search"
+    "$REPRO_BIN/mixq-run" importance "$REPRO_MODEL" --tokenizer "$REPRO_TOKENIZER" \
+      --method entropy --data "babi:$(repro_train_file "$t")" --threads 1 --quiet \
+      --out "$f.f32" >&2
+    echo '{"version":1,"default":{"format":"nf4","block":64,"double_quant":true},"layers":[{}]}' \
+      >"$REPRO_WORK/search/nf4.json"
+    "$REPRO_BIN/mixq-run" importance "$REPRO_MODEL" --tokenizer "$REPRO_TOKENIZER" \
+      --config "$REPRO_WORK/search/nf4.json" --method entropy \
+      --data "babi:$(repro_train_file "$t")" --threads 1 --quiet --out "$f.nf4" >&2
+    python3 - "$f.f32" "$f.nf4" "$f" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["importance"] for p in sys.argv[1:3])
+json.dump({"importance": a, "importance_quantized": b}, open(sys.argv[3], "w"))
+PY
+  fi
+  echo "$f"
+}
 searches() {
   local t
   for t in ${REPRO_SEARCH_TASKS//,/ }; do
@@ -164,14 +187,23 @@ searches() {
     search_study qr-no2 "$t" --strategy qr-adaptor --stages 1,3
     search_study qr-no3 "$t" --strategy qr-adaptor --stages 1,2 \
       --population 3 --generations 1 --offspring 2
+    if "$REPRO_BIN/mixq-run" importance --help >/dev/null 2>&1; then
+      local imp
+      imp=$(qr_importance "$t")
+      mkdir -p "$REPRO_RESULTS/search/$t/qr-all-imp"
+      cp "$imp" "$REPRO_RESULTS/search/$t/qr-all-imp/importance.json"
+      search_study qr-all-imp "$t" --strategy qr-adaptor --stages 1,2,3 \
+        --population 3 --generations 1 --offspring 2 --importance "$imp"
+    fi
   done
 }
 
-# ---- AutoMixQ on a 30%-pruned stories260K (LLM-Pruner: 30% of the KV groups
-# and MLP channels of layers 1-3, first-order Taylor importance on 16 qa1
-# training examples):
-# the AutoMixQ study vs uniform LoRA (f32 base) and uniform 8-bit LoftQ on the
-# same pruned model (3 seeds each, the same recipe), on the search tasks.
+# ---- AutoMixQ on a 30%-pruned stories260K. LLM-Pruner's block-wise setting:
+# layers 1-3 only (the first and last are kept), 60% of their KV groups and MLP
+# channels by first-order Taylor importance (16 examples of the qa1 training
+# subset): 260,032 -> 182,272 parameters, 29.9% removed. The AutoMixQ study vs
+# uniform LoRA (f32 base) and uniform 8-bit LoftQ on the same pruned model
+# (seeds as the baselines, the same recipe), on the search tasks.
 prune_part() {
   if ! "$REPRO_BIN/mixq-opt" --help | grep -q -- '--mixq-prune' ||
      ! "$REPRO_BIN/mixq-run" importance --help >/dev/null 2>&1; then
@@ -185,11 +217,18 @@ prune_part() {
       --method taylor1 --data "babi:$(repro_train_file qa1)" --out "$p/importance.json" \
       --threads 1 --quiet >"$p/importance.log" 2>&1
     "$REPRO_BIN/mixq-opt" "$REPRO_WORK/model.mlir" \
-      --mixq-prune="ratio=0.3 layers=1-3 importance=$p/importance.json method=taylor1 out=$p" \
+      --mixq-prune="ratio=0.6 layers=1-3 importance=$p/importance.json method=taylor1 out=$p" \
       -o "$p/model.mlir.tmp" 2>"$p/prune.log"
     mv "$p/model.mlir.tmp" "$p/model.mlir"
-    cp "$p/prune_report.json" "$REPRO_RESULTS/pruned/prune_report.json" 2>/dev/null || true
+    cp "$p/prune_report.json" "$REPRO_RESULTS/pruned/prune_report.json"
+    cp "$p/prune.log" "$REPRO_RESULTS/pruned/prune.log"
   fi
+  for t in ${REPRO_SEARCH_TASKS//,/ }; do
+    [ -f "$REPRO_RESULTS/pruned/zeroshot-$t.json" ] ||
+      "$REPRO_BIN/mixq-run" eval "$p/pruned" --tokenizer "$REPRO_TOKENIZER" \
+        --task "babi:$t" --limit "$REPRO_LIMIT" --threads 1 \
+        --metrics "$REPRO_RESULTS/pruned/zeroshot-$t.json" --json >/dev/null 2>&1
+  done
   export REPRO_MODULE="$p/model.mlir"
   for t in ${REPRO_SEARCH_TASKS//,/ }; do
     local s
@@ -199,6 +238,13 @@ prune_part() {
     done
     REPRO_SEARCH_MODEL="$p/pruned" search_study automixq-pruned "$t" \
       --strategy automixq --init 4 --patience 3
+    # The same uniform baselines in the search objective's setting (no
+    # dropout), and the uniform configurations through the objective itself.
+    for s in ${seeds//,/ }; do
+      REPRO_PREFIX=pruned- "$0" __one lora-f32-d0 "$t" "$s"
+      REPRO_PREFIX=pruned- "$0" __one loftq8-d0 "$t" "$s"
+    done
+    REPRO_SEARCH_MODEL="$p/pruned" search_study uniform-pruned "$t" --strategy uniform
   done
 }
 

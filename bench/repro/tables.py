@@ -35,7 +35,7 @@ STUDIES = [
     ("qr-no1", "QR-Adaptor without stage 1 (--stages 2,3)"),
     ("qr-no2", "QR-Adaptor without stage 2 (--stages 1,3)"),
     ("qr-no3", "QR-Adaptor without stage 3 (--stages 1,2)"),
-    ("automixq-pruned", "AutoMixQ on 30%-pruned stories260K"),
+    ("qr-all-imp", "QR-Adaptor, stages 1,2,3, stage 1 from measured entropy importance"),
 ]
 MB = 1e6
 
@@ -151,6 +151,19 @@ def read_trials(path):
         return list(csv.DictReader(f))
 
 
+def hypervolume(points, ref_mem, ref_acc=0.0):
+    """Area dominated by (memory, accuracy) points (memory minimised,
+    accuracy maximised) inside the reference box."""
+    pts = sorted((m, a) for m, a in points if m < ref_mem and a > ref_acc)
+    area, best = 0.0, ref_acc
+    # Sweep memory upwards; each point adds the strip up to the next memory.
+    for i, (m, a) in enumerate(pts):
+        best = max(best, a)
+        nxt = pts[i + 1][0] if i + 1 < len(pts) else ref_mem
+        area += (nxt - m) * (best - ref_acc)
+    return area
+
+
 def search_tables(results, tasks, out, results_rel):
     out.append("## Searches: QR-Adaptor ablations vs uniform configurations\n")
     for t in tasks:
@@ -158,11 +171,24 @@ def search_tables(results, tasks, out, results_rel):
         if not os.path.isdir(base):
             continue
         out.append(f"### bAbI {t}\n")
+        uniform_rows = []
+        allpk = []
+        for key, _ in STUDIES:
+            if key == "automixq-pruned":
+                continue  # another model: not on the same axes
+            tp = os.path.join(base, key, "trials.csv")
+            if os.path.exists(tp):
+                allpk += [float(r["peak_bytes"]) for r in read_trials(tp)
+                          if r["state"] == "complete"]
+        ref_mem = 1.1 * max(allpk) if allpk else 0.0
+        out.append(f"Hypervolume: the area dominated by a study's complete trials, "
+                   f"against one reference for every study of the task: peak "
+                   f"{ref_mem / MB:.2f} MB (1.1 × the largest peak of these studies), "
+                   f"accuracy 0. Memory is the measured peak (MB = 10^6 bytes).\n")
         out.append("| study | trials complete / failed | wall (s, sum of trials) | "
                    "best acc (%) | its peak (MB) | chosen (α=0.5): acc (%) / peak (MB) | "
                    "front size | hypervolume (acc × MB) | SVG |")
         out.append("|---|---|---|---|---|---|---|---|---|")
-        uniform_rows = []
         for key, label in STUDIES:
             d = os.path.join(base, key)
             tp = os.path.join(d, "trials.csv")
@@ -185,8 +211,9 @@ def search_tables(results, tasks, out, results_rel):
                 cm = ch.get("peak_bytes", ch.get("memory"))
                 if ca is not None and cm is not None:
                     ccell = f"{float(ca) * 100:.1f} / {float(cm) / MB:.1f}"
-            hv = rep.get("hypervolume")
-            hvcell = f"{hv / MB:.2f}" if isinstance(hv, (int, float)) else "—"
+            hv = hypervolume([(float(r["peak_bytes"]), float(r["accuracy"]))
+                              for r in done], ref_mem)
+            hvcell = f"{hv / MB:.3f}" if done else "—"
             svg = os.path.join(d, "front.svg")
             svgcell = f"[svg]({os.path.join(results_rel, 'search', t, key, 'front.svg')})" \
                 if os.path.exists(svg) else "—"
@@ -216,13 +243,21 @@ def pruned_tables(results, tasks, out):
         out.append("Not yet available: the pruning (`--mixq-prune`, `mixq-run importance`) "
                    "had not landed when these runs were made; no row here was run.\n")
         return
-    out.append("Pruned model: see `results/pruned/prune_report.json`. Rows: the same "
-               "recipe on the pruned model; AutoMixQ = the study's best trial and its "
-               "choice (λ = 1) on the same pruned model, seed 0.\n")
+    pr = load(rep)
+    out.append("Pruned model (`results/pruned/prune_report.json`, `prune.log`): "
+               "LLM-Pruner block-wise, layers 1-3, 60% of their KV groups and MLP "
+               "channels by first-order Taylor importance; parameters "
+               f"{pr.get('params_before', '?')} → {pr.get('params_after', '?')}. "
+               "Rows: the same recipe on the pruned model; AutoMixQ = the study's "
+               "best trial (seed 0) on the same pruned model, per layer bits {4, 8} "
+               "× rank {2, 4, 8}.\n")
     for t in tasks:
         out.append(f"### bAbI {t}\n")
         out.append("| Method | Bit | seeds | acc (%) | peak (MB) |")
         out.append("|---|---|---|---|---|")
+        zp = os.path.join(results, "pruned", f"zeroshot-{t}.json")
+        if os.path.exists(zp):
+            out.append(f"| w/o tuning (pruned) | 32 | - | {acc_of(load(zp), t) * 100:.1f} | - |")
         for key, label, bits in (("pruned-lora-f32", "LoRA (pruned)", "32"),
                                  ("pruned-loftq8", "LoftQ 8-bit (pruned)", "8")):
             runs, failed = method_runs(results, t, key)
@@ -232,17 +267,39 @@ def pruned_tables(results, tasks, out):
             out.append(f"| {label} | {bits} | {len(runs)} | "
                        f"{mean_std([acc_of(r, t) for r in runs], 100)} | "
                        f"{mean_std([r['peak_bytes']['total'] for r in runs], 1 / MB, 2)} |")
-        tp = os.path.join(results, "search", t, "automixq-pruned", "trials.csv")
-        if os.path.exists(tp):
+        for key, label, bits in (("pruned-lora-f32-d0", "LoRA (pruned), no dropout", "32"),
+                                 ("pruned-loftq8-d0", "LoftQ 8-bit (pruned), no dropout", "8")):
+            runs, failed = method_runs(results, t, key)
+            if not runs:
+                out.append(f"| {label} | {bits} | 0 | not yet available | |")
+                continue
+            out.append(f"| {label} | {bits} | {len(runs)} | "
+                       f"{mean_std([acc_of(r, t) for r in runs], 100)} | "
+                       f"{mean_std([r['peak_bytes']['total'] for r in runs], 1 / MB, 2)} |")
+        studies = []
+        for key, label in (("uniform-pruned", "uniform configurations (search objective)"),
+                           ("automixq-pruned", "AutoMixQ")):
+            tp = os.path.join(results, "search", t, key, "trials.csv")
+            if not os.path.exists(tp):
+                out.append(f"| {label} | — | 0 | not yet available | |")
+                continue
             done = [r for r in read_trials(tp) if r["state"] == "complete"]
+            studies.append((key, label, done))
             best = max(done, key=lambda r: float(r["accuracy"]), default=None)
             if best:
-                out.append(f"| AutoMixQ best of {len(done)} trials | {best['bits']} "
-                           f"(ranks {best['ranks']}) | 1 | "
+                out.append(f"| {label}: best of {len(done)} trials | {best['bits']} "
+                           f"(ranks {best['ranks']}) | 1 (seed 0) | "
                            f"{float(best['accuracy']) * 100:.1f} | "
                            f"{float(best['peak_bytes']) / MB:.2f} |")
-        else:
-            out.append("| AutoMixQ | — | 0 | not yet available | |")
+        for key, label, done in studies:
+            out.append(f"\n{label} on the pruned model, every trial "
+                       f"([svg](results/search/{t}/{key}/front.svg)):\n")
+            out.append("| trial | stage | bits | ranks | acc (%) | peak (MB) | s |")
+            out.append("|---|---|---|---|---|---|---|")
+            for r in done:
+                out.append(f"| {r['trial']} | {r['stage']} | {r['bits']} | {r['ranks']} | "
+                           f"{float(r['accuracy']) * 100:.1f} | "
+                           f"{float(r['peak_bytes']) / MB:.2f} | {float(r['seconds']):.0f} |")
         out.append("")
 
 
@@ -261,8 +318,9 @@ def main():
            ""]
     baseline_tables(a.results, [t for t in tasks
                                 if os.path.isdir(os.path.join(a.results, "baselines", t))], out)
-    pruned_tables(a.results, [t for t in tasks
-                              if os.path.isdir(os.path.join(a.results, "search", t))], out)
+    pruned_tables(a.results, [t for t in tasks if glob.glob(
+        os.path.join(a.results, "baselines", t, "pruned-*")) or os.path.isdir(
+        os.path.join(a.results, "search", t, "automixq-pruned"))], out)
     search_tables(a.results, tasks, out,
                   os.path.relpath(a.results, os.path.dirname(os.path.abspath(a.out))))
     text = "\n".join(out) + "\n"
