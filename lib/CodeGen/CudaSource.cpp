@@ -78,6 +78,9 @@ llvm::Expected<KernelKey> KernelKey::fromSpec(const LinearSpec &spec,
                                     a.rank, a.lambda)
                           .str());
     break;
+  case AdapterKind::AdaLoRA:
+    return keyError("adalora has no generated kernel: AdaLoRA lives in the "
+                    "runtime only (its rank changes while training)");
   case AdapterKind::QABLoRA:
     k.lambdaRows = a.lambdaRows;
     k.lambdaCols = a.lambdaCols;
@@ -129,6 +132,8 @@ std::string KernelKey::name() const {
   case AdapterKind::LoRA:
     os << "_lora_r" << rank;
     break;
+  case AdapterKind::AdaLoRA:
+    llvm_unreachable("no kernel key is made for adalora");
   case AdapterKind::QBLoRA:
     os << "_qblora_r" << rank << "_l" << lambda;
     break;
@@ -361,6 +366,8 @@ static int adapterCode(AdapterKind k) {
     return 0;
   case AdapterKind::LoRA:
     return 1;
+  case AdapterKind::AdaLoRA:
+    llvm_unreachable("no kernel key is made for adalora");
   case AdapterKind::QBLoRA:
     return 2;
   case AdapterKind::QABLoRA:
