@@ -79,8 +79,12 @@ struct LinearTally {
     m.adapters += 4 * p;
     m.gradients += 4 * p;
     m.optimizer += 4 * p * opts.optimizerStates;
-    if (s.adapter.kind == AdapterKind::AdaLoRA) // P diag(lambda), rank mask
+    if (s.adapter.kind == AdapterKind::AdaLoRA) {
+      // P diag(lambda), rank mask; the rank allocator's sensitivity and
+      // uncertainty averages of every adapter entry.
       m.workspace += 4 * (rows * s.adapter.rank + s.adapter.rank);
+      m.optimizer += 2 * 4 * p;
+    }
     saved += linearSavedBytes(rows, cols, s, tokens);
     transient = std::max(transient,
                          linearBackwardTransientBytes(rows, cols, s, tokens));
