@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # The seeds' tables in miniature (issue #9): every baseline method x bAbI task
 # x seed on stories260K with one fine-tuning recipe, the QR-Adaptor stage
-# ablations against the uniform configurations, and (once `--mixq-prune`
-# exists) AutoMixQ on a 30%-pruned stories260K. See bench/repro/README.md.
+# ablations against the uniform configurations, and AutoMixQ on a 30%-pruned
+# stories260K against uniform LoRA / 8-bit LoftQ. See bench/repro/README.md.
 #
 #   bench/repro/run.sh BUILD_DIR [--tasks qa1,qa11,qa12] [--seeds 0,1,2]
 #       [--jobs 2] [--methods m1,m2,...] [--part all|zeroshot|baselines|search|prune]
-#       [--search-tasks qa1] [--search-trials 12]
+#       [--search-tasks qa1] [--search-trials 8]
 #
 # Resumable: a run whose metrics JSON exists under bench/repro/results is
-# skipped; a search study (SQLite in BUILD_DIR/repro-work) resumes. Then
-# `python3 bench/repro/tables.py` regenerates bench/repro/tables.md.
+# skipped; a search study (SQLite in BUILD_DIR/repro-work) resumes. At the
+# end (and with `python3 bench/repro/tables.py`) tables.md and the README's
+# tables are regenerated.
 #
 # Recipe (the same for every method): 1 epoch over the first 500 training
-# questions of the task (whole stories), batch 16, AdamW lr 3e-3, linear decay, no warm-up, loss on the
-# answer tokens, then accuracy on the first 200 test questions; --threads 1.
-# Override with REPRO_TRAIN, REPRO_EPOCHS, REPRO_BATCH, REPRO_LR, REPRO_LIMIT (results of
-# another recipe should go to another REPRO_RESULTS directory).
+# questions of the task (whole stories), batch 16, AdamW lr 3e-3, linear
+# decay, no warm-up, loss on the answer tokens, then accuracy on the first
+# 200 test questions; --threads 1. Override with REPRO_TRAIN, REPRO_EPOCHS,
+# REPRO_BATCH, REPRO_LR, REPRO_LIMIT (results of another recipe should go to
+# another REPRO_RESULTS directory).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -276,7 +278,7 @@ EOF
 if [ "${1:-}" = __one ]; then shift; one_run "$@"; exit 0; fi
 if [ "${1:-}" = __zeroshot ]; then shift; zeroshot_run "$@"; exit 0; fi
 if [ $# -lt 1 ] || [ "${1:0:2}" = -- ]; then
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 build=$(cd "$1" && pwd); shift
