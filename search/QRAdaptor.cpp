@@ -51,7 +51,8 @@ private:
   llvm::Expected<bool> stepPopulation(StrategyContext &ctx, AskResult &r);
   llvm::Expected<bool> stepGeneration(StrategyContext &ctx, AskResult &r);
   llvm::Expected<bool> stepBO(StrategyContext &ctx, AskResult &r);
-  Configuration initialConfig(const SearchSpace &s) const;
+  Configuration initialConfig(const SearchSpace &s,
+                              const llvm::json::Object &state) const;
   bool anyPending(StrategyContext &ctx, const std::vector<int64_t> &nums) const;
   std::vector<int64_t> propose(StrategyContext &ctx, AskResult &r,
                                std::vector<Configuration> configs,
@@ -64,13 +65,30 @@ private:
   StrategySettings st;
 };
 
-Configuration QRAdaptorStrategy::initialConfig(const SearchSpace &s) const {
+Configuration
+QRAdaptorStrategy::initialConfig(const SearchSpace &s,
+                                 const llvm::json::Object &state) const {
   std::vector<double> uniform(s.numLayers, 1.0);
-  std::vector<int> bits = optionsByImportance(
-      st.importance.empty() ? uniform : st.importance, int(s.bits.size()));
-  std::vector<int> ranks = optionsByImportance(
-      st.importanceQuantized.empty() ? uniform : st.importanceQuantized,
-      int(s.ranks.size()));
+  // Importance measured by the worker (--importance auto) lives in the
+  // strategy state; a given file in the settings.
+  std::vector<double> imp = st.importance, impQ = st.importanceQuantized;
+  if (const llvm::json::Object *m = state.getObject(kMeasuredImportanceKey)) {
+    auto read = [&](llvm::StringRef key, std::vector<double> &out) {
+      if (const llvm::json::Array *a = m->getArray(key)) {
+        out.clear();
+        for (const llvm::json::Value &v : *a)
+          out.push_back(v.getAsNumber().value_or(0.0));
+      }
+    };
+    read("importance", imp);
+    read("importance_quantized", impQ);
+  }
+  if (int64_t(imp.size()) != s.numLayers)
+    imp = uniform;
+  if (int64_t(impQ.size()) != s.numLayers)
+    impQ = uniform;
+  std::vector<int> bits = optionsByImportance(imp, int(s.bits.size()));
+  std::vector<int> ranks = optionsByImportance(impQ, int(s.ranks.size()));
   Configuration c = uniformConfig(s, 0, 0, 0);
   for (int l = 0; l < s.numLayers; ++l) {
     c.genes[l * s.genesPerLayer()] = bits[l];
@@ -108,7 +126,7 @@ QRAdaptorStrategy::propose(StrategyContext &ctx, AskResult &r,
 llvm::Expected<bool> QRAdaptorStrategy::stepInit(StrategyContext &ctx,
                                                  AskResult &r) {
   if (!ctx.state.get("init")) {
-    Configuration c = initialConfig(ctx.space);
+    Configuration c = initialConfig(ctx.space, ctx.state);
     std::vector<int64_t> n = propose(ctx, r, {c}, "qr:init");
     if (n.empty()) { // already evaluated (e.g. enqueued): reuse it
       for (const TrialView &t : ctx.trials)

@@ -530,3 +530,20 @@ llvm::Expected<int> StudyStore::askLocked(int64_t studyId, AskFn ask) {
     return *n;
   });
 }
+
+llvm::Error StudyStore::updateStateLocked(int64_t studyId,
+                                          StateUpdateFn update) {
+  auto done = inWriteTxn(*conn, [&]() -> llvm::Expected<int> {
+    if (auto err = lockStudy(studyId))
+      return std::move(err);
+    auto state = strategyState(studyId);
+    if (!state)
+      return state.takeError();
+    if (auto err = update(*state))
+      return std::move(err);
+    if (auto err = saveState(studyId, *state))
+      return std::move(err);
+    return 0;
+  });
+  return done ? llvm::Error::success() : done.takeError();
+}

@@ -60,7 +60,8 @@ Value StrategySettings::toJSON() const {
                 {"local_candidates", localCandidates},
                 {"bo_init", boInit},
                 {"importance", toArray(importance)},
-                {"importance_quantized", toArray(importanceQuantized)}};
+                {"importance_quantized", toArray(importanceQuantized)},
+                {"importance_auto", importanceAuto}};
 }
 
 llvm::Expected<StrategySettings>
@@ -89,7 +90,8 @@ StrategySettings::fromJSON(const Value &v, llvm::StringRef origin) {
             m.mapOptional("local_candidates", s.localCandidates) &&
             m.mapOptional("bo_init", s.boInit) &&
             m.mapOptional("importance", s.importance) &&
-            m.mapOptional("importance_quantized", s.importanceQuantized);
+            m.mapOptional("importance_quantized", s.importanceQuantized) &&
+            m.mapOptional("importance_auto", s.importanceAuto);
   if (!ok)
     return settingsError(origin, "bad strategy settings: " +
                                      llvm::toString(root.getError()));

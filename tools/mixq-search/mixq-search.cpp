@@ -11,11 +11,13 @@
 #include "mixq/Search/Driver.h"
 #include "mixq/Search/Report.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -155,8 +157,13 @@ static cl::opt<int> boInitOpt("bo-init",
                               cl::init(3), cl::sub(runCmd), cl::cat(cat));
 static cl::opt<std::string> importanceFile(
     "importance",
-    cl::desc("QR-Adaptor per-layer importance JSON (default uniform)"),
+    cl::desc("QR-Adaptor per-layer importance: a JSON file, or 'auto' to "
+             "measure it (built-in trial); default uniform"),
     cl::sub(runCmd), cl::cat(cat));
+static cl::opt<int64_t> importanceSamples(
+    "importance-samples",
+    cl::desc("Training examples the importance is measured on"),
+    cl::init(64), cl::sub(runCmd), cl::cat(cat));
 
 // The built-in trial's recipe (used when --objective-cmd is absent).
 static cl::OptionCategory trialCat("built-in trial options (without "
@@ -425,9 +432,18 @@ llvm::Error openStudy(StudyStore &store, StudyInfo &study, SearchSpace &space,
     return sp.takeError();
   space = std::move(*sp);
   settings = settingsFromOptions();
-  if (!importanceFile.empty())
+  if (importanceFile == "auto") {
+    if (!objectiveCmd.empty())
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "--importance auto needs the built-in trial (it measures the model "
+          "with the runtime); with --objective-cmd give a file (e.g. from "
+          "mixq-run importance --method entropy)");
+    settings.importanceAuto = true;
+  } else if (!importanceFile.empty()) {
     if (auto err = readImportance(importanceFile, space.numLayers, settings))
       return err;
+  }
   if (auto check = createStrategy(settings); !check)
     return check.takeError();
   llvm::json::Value settingsJSON = settings.toJSON();
@@ -460,6 +476,105 @@ llvm::Error openStudy(StudyStore &store, StudyInfo &study, SearchSpace &space,
     return created.takeError();
   study = *created;
   return llvm::Error::success();
+}
+
+/// --importance auto (QR-Adaptor with the built-in trial, stage 1): measures
+/// I(l) on the original model, compiles the stage-1 bits (higher importance,
+/// higher bits) into a quantized model and measures again for the ranks.
+/// Both vectors go into the strategy state, so a resumed study (or another
+/// worker) does not measure again.
+llvm::Error measureImportanceIfNeeded(StudyStore &store,
+                                      const StudyInfo &study,
+                                      const SearchSpace &space,
+                                      const StrategySettings &settings,
+                                      BuiltinTrial &trial) {
+  if (!settings.importanceAuto || settings.name != "qr-adaptor" ||
+      !llvm::is_contained(settings.stages, 1))
+    return llvm::Error::success();
+  auto state = store.strategyState(study.id);
+  if (!state)
+    return state.takeError();
+  if (state->getObject(kMeasuredImportanceKey))
+    return llvm::Error::success();
+  auto log = [&](const llvm::Twine &msg) {
+    if (!quiet)
+      llvm::errs() << "[mixq-search] " << msg << "\n";
+  };
+  auto keep = [] { return true; };
+  log("measuring layer importance (entropy, " +
+      llvm::Twine(importanceSamples) + " samples) on the original model");
+  double t0 = nowSeconds();
+  auto original = trial.measureImportance("", study.name + "-importance",
+                                          importanceSamples, keep);
+  if (!original)
+    return original.takeError();
+  if (int64_t(original->scores.size()) != space.numLayers)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "measured importance has %d layers; the space has %d",
+        int(original->scores.size()), int(space.numLayers));
+  // The quantized model: stage 1's bits, the middle rank (adapters start
+  // at zero, so the rank does not change the measurement).
+  std::vector<int> bits =
+      optionsByImportance(original->scores, int(space.bits.size()));
+  Configuration c = uniformConfig(space, 0, int(space.ranks.size()) / 2, 0);
+  for (int l = 0; l < space.numLayers; ++l)
+    c.genes[l * space.genesPerLayer()] = bits[l];
+  llvm::SmallString<256> cfgPath(trial.workDirectory());
+  llvm::sys::path::append(cfgPath, study.name + "-importance-quantized.json");
+  if (auto err = writeFile(cfgPath, llvm::formatv("{0:2}\n",
+                                                  toConfigJSON(space, c))
+                                        .str()))
+    return err;
+  log("measuring layer importance on the stage-1 quantized model (bits " +
+      llvm::join(llvm::map_range(bits, [&](int b) {
+                   return std::to_string(space.bits[b]);
+                 }),
+                 " ") +
+      ")");
+  auto quantized = trial.measureImportance(
+      cfgPath, study.name + "-importance-quantized", importanceSamples, keep);
+  if (!quantized)
+    return quantized.takeError();
+  auto toArray = [](const std::vector<double> &v) {
+    llvm::json::Array a;
+    for (double x : v)
+      a.push_back(x);
+    return a;
+  };
+  llvm::json::Object measured{
+      {"method", "entropy"},
+      {"samples", int64_t(importanceSamples)},
+      {"importance", toArray(original->scores)},
+      {"importance_quantized", toArray(quantized->scores)},
+      {"original", original->json},
+      {"quantized", quantized->json},
+      {"quantized_config", toConfigJSON(space, c)},
+      {"seconds", nowSeconds() - t0}};
+  log(llvm::formatv("importance measured in {0:f1}s: original [{1}], "
+                    "quantized [{2}]",
+                    nowSeconds() - t0,
+                    llvm::join(llvm::map_range(original->scores,
+                                               [](double x) {
+                                                 return llvm::formatv(
+                                                            "{0:f3}", x)
+                                                     .str();
+                                               }),
+                               " "),
+                    llvm::join(llvm::map_range(quantized->scores,
+                                               [](double x) {
+                                                 return llvm::formatv(
+                                                            "{0:f3}", x)
+                                                     .str();
+                                               }),
+                               " "))
+          .str());
+  return store.updateStateLocked(
+      study.id, [&](llvm::json::Object &st) -> llvm::Error {
+        if (!st.getObject(kMeasuredImportanceKey)) // another worker's wins
+          st[kMeasuredImportanceKey] = std::move(measured);
+        return llvm::Error::success();
+      });
 }
 
 int runMain() {
@@ -508,6 +623,11 @@ int runMain() {
   if (!quiet)
     llvm::errs() << "[mixq-search] objective: " << objective->describe()
                  << "\n";
+  if (recipe)
+    if (auto err = measureImportanceIfNeeded(
+            **store, study, space, settings,
+            static_cast<BuiltinTrial &>(*objective)))
+      return fail(std::move(err));
   RunOptions opts;
   opts.budget = budget;
   opts.worker = workerId;

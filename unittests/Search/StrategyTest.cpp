@@ -104,6 +104,17 @@ TEST(Importance, FileFormsAndErrors) {
   EXPECT_NE(llvm::toString(std::move(wrong)).find("has 2 values; the space "
                                                   "has 3 layers"),
             std::string::npos);
+  // The runtime's file (mixq-run importance --method entropy): its extra
+  // keys are ignored, "importance" serves bits and ranks.
+  std::string runtime = tmp.path("runtime.json");
+  std::ofstream(runtime) << R"({"version": 1, "method": "entropy",
+      "samples": 16, "tokens": 40, "importance": [0.3, -0.1],
+      "layers": [{"layer": 0, "score": 0.3}, {"layer": 1, "score": -0.1}],
+      "answer_entropy": 2.5, "cross_entropy": [3, 2.7, 2.8],
+      "information": [-0.2, -0.3]})";
+  ASSERT_FALSE(bool(readImportance(runtime, 2, s)));
+  EXPECT_EQ(s.importance, (std::vector<double>{0.3, -0.1}));
+  EXPECT_EQ(s.importanceQuantized, (std::vector<double>{0.3, -0.1}));
   std::string bad = tmp.path("bad.json");
   std::ofstream(bad) << "{\"importance\": [1, \"x\"]}";
   llvm::Error e2 = readImportance(bad, 2, s);
@@ -166,6 +177,36 @@ TEST(Strategies, QRAdaptorStage1FollowsTheImportance) {
   }
   EXPECT_EQ(bits, (std::vector<int64_t>{4, 8, 8, 4}));
   EXPECT_EQ(ranks, (std::vector<int64_t>{16, 8, 4, 2}));
+}
+
+TEST(Strategies, QRAdaptorStage1UsesImportanceMeasuredIntoTheState) {
+  // --importance auto: the worker stores the measured vectors in the
+  // strategy state; they take precedence over (empty) settings.
+  Sim sim{space(4, {4, 8}, {2, 4, 8, 16}), {}, {}, {}, nullptr};
+  sim.settings.name = "qr-adaptor";
+  sim.settings.importanceAuto = true;
+  auto parsed = llvm::json::parse(R"({"importance": [0.9, 0.1, 0.2, 0.8],
+      "importance_quantized": [1, 2, 3, 4], "method": "entropy"})");
+  ASSERT_TRUE(bool(parsed));
+  sim.state[kMeasuredImportanceKey] = std::move(*parsed);
+  sim.strategy = std::move(*createStrategy(sim.settings));
+  AskResult r = sim.step(10, [](const Configuration &) {
+    return std::make_pair(0.5, 1.0);
+  });
+  ASSERT_EQ(r.proposals.size(), 1u);
+  const SearchSpace &s = sim.space;
+  const Configuration &c = r.proposals[0].config;
+  std::vector<int64_t> bits, ranks;
+  for (int l = 0; l < 4; ++l) {
+    bits.push_back(layerBits(s, c, l));
+    ranks.push_back(layerRank(s, c, l));
+  }
+  EXPECT_EQ(bits, (std::vector<int64_t>{8, 4, 4, 8}));
+  EXPECT_EQ(ranks, (std::vector<int64_t>{2, 4, 8, 16}));
+  // The setting survives the study's JSON round trip.
+  auto back = StrategySettings::fromJSON(sim.settings.toJSON(), "x");
+  ASSERT_TRUE(bool(back));
+  EXPECT_TRUE(back->importanceAuto);
 }
 
 TEST(Strategies, AutoMixQStopsWhenTheFrontIsStable) {

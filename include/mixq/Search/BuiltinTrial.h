@@ -80,6 +80,12 @@ struct TrialRecipe {
                                               llvm::StringRef origin);
 };
 
+/// Per-layer importance measured by the runtime.
+struct ImportanceMeasurement {
+  std::vector<double> scores; ///< one per decoder layer
+  llvm::json::Value json = nullptr; ///< the runtime's whole result
+};
+
 class BuiltinTrial : public ForkedObjective {
 public:
   /// Imports the recipe's checkpoint (errors name it) and checks the recipe.
@@ -89,6 +95,15 @@ public:
 
   std::string describe() const override;
   const TrialRecipe &getRecipe() const { return recipe; }
+
+  /// QR-Adaptor's entropy importance I(l) = H(Y) - H(Y | X_l) (runtime
+  /// Importance.h) on the first `samples` training examples of the recipe,
+  /// measured in a forked child in <work>/<name>/: on the original
+  /// checkpoint when `configPath` is empty, else on the variant that config
+  /// compiles to.
+  llvm::Expected<ImportanceMeasurement>
+  measureImportance(llvm::StringRef configPath, llvm::StringRef name,
+                    int64_t samples, KeepAlive keepAlive);
 
 protected:
   llvm::Expected<std::string> runTrial(const TrialRequest &req,

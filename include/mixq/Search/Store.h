@@ -121,6 +121,10 @@ public:
   using AskFn = llvm::function_ref<llvm::Expected<std::vector<NewTrial>>(
       const std::vector<Trial> &, llvm::json::Object &)>;
   llvm::Expected<int> askLocked(int64_t studyId, AskFn ask);
+  /// Under the study's write lock: reads the strategy state, lets `update`
+  /// change it and saves it (nothing is saved if `update` fails).
+  using StateUpdateFn = llvm::function_ref<llvm::Error(llvm::json::Object &)>;
+  llvm::Error updateStateLocked(int64_t studyId, StateUpdateFn update);
   /// The saved strategy state (empty if none).
   llvm::Expected<llvm::json::Object> strategyState(int64_t studyId);
 

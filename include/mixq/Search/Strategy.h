@@ -56,11 +56,18 @@ struct StrategySettings {
   /// Per-layer importance I(l) on the original model (bits) and on the
   /// quantized model (ranks); empty means uniform.
   std::vector<double> importance, importanceQuantized;
+  /// --importance auto: the worker measures both on the model (built-in
+  /// trial) and keeps them in the strategy state (kMeasuredImportanceKey).
+  bool importanceAuto = false;
 
   llvm::json::Value toJSON() const;
   static llvm::Expected<StrategySettings> fromJSON(const llvm::json::Value &v,
                                                    llvm::StringRef origin);
 };
+
+/// The strategy-state key of measured importance: {"importance": [...],
+/// "importance_quantized": [...], ...} (QR-Adaptor stage 1 prefers it).
+inline constexpr const char *kMeasuredImportanceKey = "measured_importance";
 
 /// Reads `--importance`: {"importance": [...], "importance_quantized": [...]}
 /// or a bare array (used for both), one value per layer.
