@@ -149,6 +149,10 @@ Attribute toAdapterAttr(MLIRContext *ctx, const AdapterSpec &a) {
   case AdapterKind::QABLoRA:
     return QABLoRAAttr::get(ctx, {a.lambdaRows, a.lambdaCols}, alpha,
                             dropout);
+  case AdapterKind::AdaLoRA:
+    // Runtime only: --mixq-assign-config rejects it before any attribute
+    // is made.
+    llvm_unreachable("adalora has no IR attribute");
   }
   return {};
 }
