@@ -2,15 +2,17 @@
 # MixQ's main job on the bundled stories260K and bAbI qa1:
 #  1. import the checkpoint, assign a hand-written per-layer config, print the
 #     compiler's decisions and the static memory estimate (seconds);
-#  2. a QR-Adaptor search over per-layer (bits, rank): every trial compiles a
-#     variant (mixq-opt), fine-tunes it for one epoch and evaluates it
-#     (mixq-run, scripts/mixq-trial.sh), and is stored in a SQLite study in the
-#     build tree; a second `make demo` resumes the study instead of starting
-#     over;
+#  2. a QR-Adaptor search over per-layer (bits, rank) with mixq-search's
+#     built-in trial: the checkpoint is imported once, and every trial compiles
+#     its variant in process (the MLIR pass pipeline), fine-tunes it for one
+#     epoch and evaluates it with the runtime library in a forked child
+#     process; the study is a SQLite database in the output directory, so a
+#     second `make demo` resumes it instead of starting over;
 #  3. the Pareto front, the SVG plot and the chosen config (alpha = 0.5);
-#  4. the chosen config fine-tuned again and its adapter exported in the PEFT
-#     layout.
-# MIXQ_DEMO_TRIALS (default 12) sets the search budget.
+#  4. the chosen trial's fine-tuned adapter, exported in the PEFT layout.
+# MIXQ_DEMO_TRIALS (default 12) sets the search budget; MIXQ_DEMO_OUT the
+# output directory (default <build>/demo). scripts/mixq-trial.sh is the same
+# trial as an external --objective-cmd.
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,8 +25,10 @@ start=$(date +%s)
 
 trials=${MIXQ_DEMO_TRIALS:-12}
 echo "== MixQ demo: a QR-Adaptor search of $trials trials on stories260K for bAbI qa1"
-echo "   (each trial compiles, fine-tunes one epoch on 1000 questions and scores 100;"
-echo "    about 20 s of CPU a trial: roughly $(( (trials + 1) * 25 / 60 + 1 )) minutes on 2 idle cores)"
+echo "   (importance measured once, then each trial compiles its variant, fine-tunes one"
+echo "    epoch on 500 questions and scores 100; a trial on 1000 questions took 38 s of CPU,"
+echo "    so about 20 s each here: roughly $(( (trials * 20 + 60) / 60 + 1 )) minutes on 2 idle cores,"
+echo "    longer on a loaded machine. A second run resumes the study.)"
 echo
 echo "-- 1. import $data/models/stories260K-hf"
 "$bin/mixq-import" "$data/models/stories260K-hf" --summary
@@ -42,32 +46,28 @@ echo "-- 1c. LLaMA-2-7B from its config.json alone: uniform NF4 + LoRA r8, batch
     --mixq-estimate-memory="batch=4 seq-len=256" -o "$out/llama2-7b.configured.mlir"
 echo
 
-export MIXQ_BIN="$bin" MIXQ_MODEL="$data/models/stories260K-hf"
-export MIXQ_TOKENIZER="$data/models/stories260K/tok512.bin"
-export MIXQ_TASK=babi:qa1 MIXQ_EPOCHS=1 MIXQ_LIMIT=100 MIXQ_SEED=0
-export MIXQ_WORK="$out/work"
+model="$data/models/stories260K-hf"
+tokenizer="$data/models/stories260K/tok512.bin"
 study="sqlite://$(cd "$out" && pwd)/study.db"
 echo "-- 2. search: $study (resumed if it exists)"
-"$bin/mixq-search" run --study "$study" --model "$MIXQ_MODEL" --bits 4,8 \
-  --ranks 2,4,8 --strategy qr-adaptor --trials "$trials" --seed 0 \
-  --objective-cmd "$root/scripts/mixq-trial.sh"
+"$bin/mixq-search" run --study "$study" --model "$model" --bits 4,8 \
+  --ranks 2,4,8 --strategy qr-adaptor --importance auto --trials "$trials" --seed 0 \
+  --task babi:qa1 --epochs 1 --batch 16 --lr 3e-3 --train-seed 0 \
+  --train-limit 500 --limit 100 \
+  --tokenizer "$tokenizer" --work-dir "$out/work" --timeout 1200
 echo
 echo "-- 3. front, plot, chosen configuration (alpha = 0.5)"
 "$bin/mixq-search" report --study "$study" --alpha 0.5 \
   --svg "$out/front.svg" --front-json "$out/front.json" --front-csv "$out/front.csv" \
   --config-out "$out/chosen.json" --rank-pattern-out "$out/rank_pattern.json"
 echo
-echo "-- 4. fine-tune the chosen configuration and export its adapter (PEFT layout)"
-"$bin/mixq-opt" "$out/stories260K.mlir" --mixq-assign-config=config="$out/chosen.json" \
-  --mixq-emit-variant=out="$out/chosen" -o /dev/null
-rm -rf "$out/chosen-run" "$out/adapter"
-"$bin/mixq-run" finetune "$out/chosen" --data babi:qa1 --epochs 1 --batch 16 \
-  --lr 3e-3 --seed 0 --tokenizer "$MIXQ_TOKENIZER" --out "$out/chosen-run" \
-  --eval babi:qa1 --limit 100 --quiet --metrics "$out/chosen-metrics.json"
-"$bin/mixq-run" export "$out/chosen" "$out/chosen-run" --tokenizer "$MIXQ_TOKENIZER" \
-  --peft "$out/adapter"
+echo "-- 4. the chosen trial's fine-tuned adapter (PEFT layout)"
+chosen=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen"]["trial"])' "$out/front.json")
+rm -rf "$out/adapter"
+cp -r "$out/work/default-trial-$chosen/adapter" "$out/adapter"
+cp "$out/work/default-trial-$chosen/metrics.json" "$out/chosen-metrics.json"
 ls -l "$out/adapter"
 echo
-echo "front: $out/front.json, plot: $out/front.svg, chosen config: $out/chosen.json,"
-echo "adapter: $out/adapter/, metrics of the chosen run: $out/chosen-metrics.json"
+echo "front: $out/front.json, plot: $out/front.svg, chosen config (trial $chosen): $out/chosen.json,"
+echo "adapter: $out/adapter/, metrics of the chosen trial: $out/chosen-metrics.json"
 echo "demo finished in $(( $(date +%s) - start )) s"
