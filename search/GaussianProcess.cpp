@@ -76,30 +76,64 @@ MatrixXd GaussianProcess::normalize(const MatrixXd &x) const {
   return out;
 }
 
-double GaussianProcess::logMarginalLikelihood(const GPHyperparameters &h,
-                                              Vector3d *grad) const {
+/// One evaluation of the log marginal likelihood, kept so that its
+/// gradient can follow without factorising K again.
+struct GaussianProcess::LmlEval {
+  double value = -std::numeric_limits<double>::infinity();
+  MatrixXd ke;             ///< sf2 * exp(-D / (2 l^2)), without noise
+  Eigen::LLT<MatrixXd> llt; ///< of ke + sn2 I
+  VectorXd a;               ///< K^-1 ys
+};
+
+double GaussianProcess::lmlValue(const GPHyperparameters &h,
+                                 LmlEval &ev) const {
   const double ninf = -std::numeric_limits<double>::infinity();
   int n = static_cast<int>(ys.size());
   double l2 = h.lengthscale * h.lengthscale;
-  MatrixXd e = (-sqDist / (2.0 * l2)).array().exp().matrix();
-  MatrixXd k = h.signalVariance * e;
+  ev.value = ninf;
+  ev.ke = ((sqDist * (-1.0 / (2.0 * l2))).array().exp() * h.signalVariance)
+              .matrix();
+  MatrixXd k = ev.ke;
   k.diagonal().array() += h.noiseVariance;
-  Eigen::LLT<MatrixXd> llt(k);
-  if (llt.info() != Eigen::Success)
+  ev.llt.compute(k);
+  if (ev.llt.info() != Eigen::Success)
     return ninf;
-  VectorXd a = llt.solve(ys);
-  double logDet = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
-  double lml = -0.5 * ys.dot(a) - 0.5 * logDet - 0.5 * n * kLog2Pi;
+  ev.a = ev.llt.solve(ys);
+  double logDet = 2.0 * ev.llt.matrixLLT().diagonal().array().log().sum();
+  double lml = -0.5 * ys.dot(ev.a) - 0.5 * logDet - 0.5 * n * kLog2Pi;
   if (!std::isfinite(lml))
     return ninf;
-  if (grad) {
-    MatrixXd kinv = llt.solve(MatrixXd::Identity(n, n));
-    MatrixXd w = a * a.transpose() - kinv;
-    MatrixXd ke = h.signalVariance * e;
-    (*grad)[0] = 0.5 * (w.array() * ke.array() * sqDist.array()).sum() / l2;
-    (*grad)[1] = 0.5 * (w.array() * ke.array()).sum();
-    (*grad)[2] = 0.5 * h.noiseVariance * w.trace();
-  }
+  ev.value = lml;
+  return lml;
+}
+
+Vector3d GaussianProcess::lmlGradient(const GPHyperparameters &h,
+                                      const LmlEval &ev) const {
+  // d lml / d theta = 0.5 tr((a a^T - K^-1) dK/dtheta). K^-1 = L^-T L^-1
+  // from the triangular inverse (n^3 / 3 + n^3 / 3 flops instead of the
+  // 2 n^3 of solving for the identity).
+  int n = static_cast<int>(ys.size());
+  MatrixXd lInv = MatrixXd::Identity(n, n);
+  ev.llt.matrixL().solveInPlace(lInv);
+  MatrixXd kinv(n, n);
+  kinv.setZero();
+  kinv.selfadjointView<Eigen::Lower>().rankUpdate(lInv.transpose());
+  kinv.triangularView<Eigen::StrictlyUpper>() = kinv.transpose();
+  MatrixXd w = ev.a * ev.a.transpose() - kinv;
+  double l2 = h.lengthscale * h.lengthscale;
+  Vector3d g;
+  g[0] = 0.5 * (w.array() * ev.ke.array() * sqDist.array()).sum() / l2;
+  g[1] = 0.5 * (w.array() * ev.ke.array()).sum();
+  g[2] = 0.5 * h.noiseVariance * w.trace();
+  return g;
+}
+
+double GaussianProcess::logMarginalLikelihood(const GPHyperparameters &h,
+                                              Vector3d *grad) const {
+  LmlEval ev;
+  double lml = lmlValue(h, ev);
+  if (grad && std::isfinite(lml))
+    *grad = lmlGradient(h, ev);
   return lml;
 }
 
@@ -162,12 +196,13 @@ llvm::Error GaussianProcess::fit(const MatrixXd &x, const VectorXd &y,
         t[2] = std::log(1e-4) + u(rng) * std::log(3e3);
         t = box.clamp(t);
       }
-      // BFGS on -lml over the log box (projected steps).
-      Vector3d g;
-      double f = -logMarginalLikelihood(fromLog(t), &g);
-      g = -g;
+      // BFGS on -lml over the log box (projected steps). The line search
+      // evaluates values only; the gradient follows at the accepted point.
+      LmlEval ev;
+      double f = -lmlValue(fromLog(t), ev);
       if (!std::isfinite(f))
         continue;
+      Vector3d g = -lmlGradient(fromLog(t), ev);
       Eigen::Matrix3d hinv = Eigen::Matrix3d::Identity();
       for (int it = 0; it < opts.maxIterations; ++it) {
         Vector3d p = -hinv * g;
@@ -180,7 +215,7 @@ llvm::Error GaussianProcess::fit(const MatrixXd &x, const VectorXd &y,
         bool accepted = false;
         for (int ls = 0; ls < 30; ++ls, step *= 0.5) {
           tn = box.clamp(t + step * p);
-          fn = -logMarginalLikelihood(fromLog(tn), &gn);
+          fn = -lmlValue(fromLog(tn), ev);
           if (std::isfinite(fn) && fn <= f + 1e-4 * g.dot(tn - t)) {
             accepted = true;
             break;
@@ -188,7 +223,7 @@ llvm::Error GaussianProcess::fit(const MatrixXd &x, const VectorXd &y,
         }
         if (!accepted)
           break;
-        gn = -gn;
+        gn = -lmlGradient(fromLog(tn), ev);
         Vector3d s = tn - t, yv = gn - g;
         double sy = s.dot(yv);
         bool done = std::abs(f - fn) < 1e-9 * (1 + std::abs(f));

@@ -66,6 +66,13 @@ public:
   int numObservations() const { return static_cast<int>(xn.rows()); }
 
 private:
+  struct LmlEval;
+  /// The log marginal likelihood under `h`, keeping the factorisation in
+  /// `ev` (-infinity if K is not positive definite).
+  double lmlValue(const GPHyperparameters &h, LmlEval &ev) const;
+  /// Its gradient with respect to (log l, log sf2, log sn2), from `ev`.
+  Eigen::Vector3d lmlGradient(const GPHyperparameters &h,
+                              const LmlEval &ev) const;
   Eigen::MatrixXd normalize(const Eigen::MatrixXd &x) const;
   void factorize();
 
