@@ -135,7 +135,7 @@ TEST(VariantConfig, ErrorsNameTheFileAndTheProblem) {
             "cols]");
   EXPECT_EQ(parseError(R"({"default": {"adapter": "dora"}})"),
             "test.json: layer 0 q_proj: unknown adapter; expected none, "
-            "lora, qblora or qablora");
+            "lora, qblora, qablora or adalora");
 }
 
 TEST(VariantConfig, MissingFileIsAnError) {
