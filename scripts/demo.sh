@@ -26,8 +26,8 @@ start=$(date +%s)
 trials=${MIXQ_DEMO_TRIALS:-12}
 echo "== MixQ demo: a QR-Adaptor search of $trials trials on stories260K for bAbI qa1"
 echo "   (importance measured once, then each trial compiles its variant, fine-tunes one"
-echo "    epoch on 500 questions and scores 100; a trial on 1000 questions took 38 s of CPU,"
-echo "    so about 20 s each here: roughly $(( (trials * 20 + 60) / 60 + 1 )) minutes on 2 idle cores,"
+echo "    epoch on 500 questions and scores 100; measured 15-19 s a trial and 3 min 16 s for"
+echo "    the whole 12-trial demo on 2 idle cores, so expect about $(( (trials * 17 + 30) / 60 + 1 )) minutes here,"
 echo "    longer on a loaded machine. A second run resumes the study.)"
 echo
 echo "-- 1. import $data/models/stories260K-hf"
