@@ -10,6 +10,8 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
+#include "TinyModel.h"
+
 #include "gtest/gtest.h"
 
 #include <cmath>
@@ -19,13 +21,9 @@ using namespace mixq::runtime;
 
 namespace {
 
-template <typename T> T unwrap(llvm::Expected<T> e) {
-  if (!e) {
-    ADD_FAILURE() << llvm::toString(e.takeError());
-    return T();
-  }
-  return std::move(*e);
-}
+using tinytest::TinyModelOptions;
+using tinytest::TinyRandomModel;
+using tinytest::unwrap;
 
 std::vector<float> randomVec(Rng &rng, int64_t n, float scale) {
   std::vector<float> v(static_cast<size_t>(n));
@@ -174,44 +172,15 @@ TEST(AdaLoRA, OrthogonalPenaltyGradient) {
 }
 
 /// A tiny random model with AdaLoRA on every projection.
-struct TinyModel {
-  llvm::SmallString<128> dir;
-  std::unique_ptr<Variant> variant;
-  MemoryTracker mem;
-  std::unique_ptr<Model> model;
-
-  explicit TinyModel(const std::string &configJSON) {
-    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixq-ada", dir));
-    ModelConfig c;
-    c.hiddenSize = 16;
-    c.intermediateSize = 24;
-    c.numLayers = 2;
-    c.numHeads = 4;
-    c.numKVHeads = 2;
-    c.headDim = 4;
-    c.vocabSize = 32;
-    c.maxSeqLen = 32;
-    c.tiedEmbeddings = true;
-    EXPECT_FALSE(bool(c.validate("tiny")));
-    if (llvm::Error e = writeRandomCheckpoint(c, dir, 7)) {
-      ADD_FAILURE() << llvm::toString(std::move(e));
-      return;
-    }
-    llvm::SmallString<128> cfg(dir);
-    llvm::sys::path::append(cfg, "variant.json");
-    {
-      std::error_code ec;
-      llvm::raw_fd_ostream os(cfg, ec);
-      os << configJSON;
-    }
-    variant = unwrap(Variant::open(dir, cfg, ""));
-    if (!variant)
-      return;
-    ModelOptions opts;
-    opts.seed = 3;
-    model = unwrap(variant->buildModel(mem, opts));
+struct TinyModel : TinyRandomModel {
+  explicit TinyModel(const std::string &configJSON)
+      : TinyRandomModel(configJSON, options()) {}
+  static TinyModelOptions options() {
+    TinyModelOptions o;
+    o.dirPrefix = "mixq-ada";
+    o.model.seed = 3;
+    return o;
   }
-  ~TinyModel() { llvm::sys::fs::remove_directories(dir); }
 };
 
 Batch tinyBatch() {

@@ -8,6 +8,8 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
+#include "TinyModel.h"
+
 #include "gtest/gtest.h"
 
 #include <cmath>
@@ -17,51 +19,27 @@ using namespace mixq::runtime;
 
 namespace {
 
-/// A tiny random f32 model without adapters (GQA: 4 heads, 2 KV heads).
-struct Tiny {
-  llvm::SmallString<128> dir;
-  std::unique_ptr<Variant> variant;
-  MemoryTracker mem;
-  std::unique_ptr<Model> model;
+using tinytest::TinyModelOptions;
+using tinytest::TinyRandomModel;
 
-  Tiny() {
-    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixq-imp", dir));
-    ModelConfig c;
-    c.hiddenSize = 16;
-    c.intermediateSize = 24;
-    c.numLayers = 2;
-    c.numHeads = 4;
-    c.numKVHeads = 2;
-    c.headDim = 4;
-    c.vocabSize = 32;
-    c.maxSeqLen = 32;
-    c.tiedEmbeddings = true;
-    EXPECT_FALSE(bool(c.validate("tiny")));
-    if (llvm::Error e = writeRandomCheckpoint(c, dir, 5)) {
-      ADD_FAILURE() << llvm::toString(std::move(e));
+/// A tiny random f32 model without adapters (GQA: 4 heads, 2 KV heads).
+struct Tiny : TinyRandomModel {
+  Tiny() : TinyRandomModel("", options()) {
+    if (!model)
       return;
-    }
-    auto v = Variant::open(dir, "", "");
-    if (!v) {
-      ADD_FAILURE() << llvm::toString(v.takeError());
-      return;
-    }
-    variant = std::move(*v);
-    ModelOptions opts;
-    opts.training = false;
-    auto m = variant->buildModel(mem, opts);
-    if (!m) {
-      ADD_FAILURE() << llvm::toString(m.takeError());
-      return;
-    }
-    model = std::move(*m);
     // Random weights of std 0.02 give a near-uniform model; scale them up so
     // gradients are well above finite-difference noise.
     for (LinearLayer *lin : model->linears())
       for (int64_t i = 0; i < lin->dense.size(); ++i)
         lin->dense[i] *= 20.0f;
   }
-  ~Tiny() { llvm::sys::fs::remove_directories(dir); }
+  static TinyModelOptions options() {
+    TinyModelOptions o;
+    o.dirPrefix = "mixq-imp";
+    o.checkpointSeed = 5;
+    o.model.training = false;
+    return o;
+  }
 };
 
 std::vector<Example> examples() {

@@ -10,6 +10,8 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 
+#include "TinyModel.h"
+
 #include "gtest/gtest.h"
 
 #include <cmath>
@@ -24,13 +26,9 @@ const std::string kBin = kData + "/models/stories260K/stories260K.bin";
 const std::string kHF = kData + "/models/stories260K-hf";
 const std::string kTok = kData + "/models/stories260K/tok512.bin";
 
-template <typename T> T unwrap(llvm::Expected<T> e) {
-  if (!e) {
-    ADD_FAILURE() << llvm::toString(e.takeError());
-    return T();
-  }
-  return std::move(*e);
-}
+using tinytest::TinyModelOptions;
+using tinytest::TinyRandomModel;
+using tinytest::unwrap;
 
 TEST(Model, Stories260KGreedyParityBinAndHF) {
   MemoryTracker mem;
@@ -97,43 +95,9 @@ TEST(Model, IncrementalCacheMatchesFullForward) {
 }
 
 /// A tiny random model with adapters everywhere, for gradient checks.
-struct TinyModel {
-  llvm::SmallString<128> dir;
-  std::unique_ptr<Variant> variant;
-  MemoryTracker mem;
-  std::unique_ptr<Model> model;
-
-  explicit TinyModel(const char *configJSON, bool trainNorms = false) {
-    EXPECT_FALSE(llvm::sys::fs::createUniqueDirectory("mixq-tiny", dir));
-    ModelConfig c;
-    c.hiddenSize = 16;
-    c.intermediateSize = 24;
-    c.numLayers = 2;
-    c.numHeads = 4;
-    c.numKVHeads = 2;
-    c.headDim = 4;
-    c.vocabSize = 32;
-    c.maxSeqLen = 32;
-    c.tiedEmbeddings = true;
-    EXPECT_FALSE(bool(c.validate("tiny")));
-    if (llvm::Error e = writeRandomCheckpoint(c, dir, 7)) {
-      ADD_FAILURE() << llvm::toString(std::move(e));
-      return;
-    }
-    llvm::SmallString<128> cfg(dir);
-    llvm::sys::path::append(cfg, "variant.json");
-    {
-      std::error_code ec;
-      llvm::raw_fd_ostream os(cfg, ec);
-      os << configJSON;
-    }
-    variant = unwrap(Variant::open(dir, cfg, ""));
-    if (!variant)
-      return;
-    ModelOptions opts;
-    opts.trainNorms = trainNorms;
-    opts.seed = 3;
-    model = unwrap(variant->buildModel(mem, opts));
+struct TinyModel : TinyRandomModel {
+  explicit TinyModel(const char *configJSON, bool trainNorms = false)
+      : TinyRandomModel(configJSON, options(trainNorms)) {
     if (!model)
       return;
     // Random non-zero B so every adapter parameter has a gradient.
@@ -142,7 +106,12 @@ struct TinyModel {
       for (int64_t i = 0; i < p.first->size(); ++i)
         (*p.first)[i] += 0.05f * rng.normal();
   }
-  ~TinyModel() { llvm::sys::fs::remove_directories(dir); }
+  static TinyModelOptions options(bool trainNorms) {
+    TinyModelOptions o;
+    o.model.trainNorms = trainNorms;
+    o.model.seed = 3;
+    return o;
+  }
 };
 
 Batch tinyBatch() {
