@@ -184,16 +184,9 @@ TrialOutcome ForkedObjective::evaluate(const TrialRequest &req,
     out.error = llvm::toString(text.takeError());
     return out;
   }
-  auto m = parseMetrics(*text, "metrics of trial " +
-                                   std::to_string(req.number) + " (" +
-                                   joinPath(dir, "metrics.json") + ")");
-  if (!m) {
-    out.error = llvm::toString(m.takeError());
-    return out;
-  }
-  out.state = m->pruned ? TrialState::Pruned : TrialState::Complete;
-  out.metrics = std::move(*m);
-  return out;
+  return outcomeFromMetrics(*text, "metrics of trial " +
+                                       std::to_string(req.number) + " (" +
+                                       joinPath(dir, "metrics.json") + ")");
 }
 
 //===----------------------------------------------------------------------===//

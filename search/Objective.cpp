@@ -123,6 +123,19 @@ llvm::Expected<TrialMetrics> mixq::search::parseMetrics(llvm::StringRef text,
   return m;
 }
 
+TrialOutcome mixq::search::outcomeFromMetrics(llvm::StringRef text,
+                                             llvm::StringRef origin) {
+  TrialOutcome out;
+  auto m = parseMetrics(text, origin);
+  if (!m) {
+    out.error = llvm::toString(m.takeError());
+    return out;
+  }
+  out.state = m->pruned ? TrialState::Pruned : TrialState::Complete;
+  out.metrics = std::move(*m);
+  return out;
+}
+
 //===----------------------------------------------------------------------===//
 // CommandObjective
 //===----------------------------------------------------------------------===//
@@ -275,14 +288,7 @@ TrialOutcome CommandObjective::evaluate(const TrialRequest &req,
                     .str();
     return out;
   }
-  auto m = parseMetrics(readAll(outPath),
-                        "metrics of trial " + std::to_string(req.number) +
-                            " (stdout of '" + command + "')");
-  if (!m) {
-    out.error = llvm::toString(m.takeError());
-    return out;
-  }
-  out.state = m->pruned ? TrialState::Pruned : TrialState::Complete;
-  out.metrics = std::move(*m);
-  return out;
+  return outcomeFromMetrics(readAll(outPath),
+                            "metrics of trial " + std::to_string(req.number) +
+                                " (stdout of '" + command + "')");
 }

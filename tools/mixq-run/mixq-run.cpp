@@ -311,6 +311,15 @@ Error exportPeft(Session &s, StringRef dir, bool required) {
   return e;
 }
 
+/// The --data set, tokenised for the session's model (--seq-len,
+/// --loss-on-prompt).
+Expected<std::vector<Example>> loadCliTrainingSet(Session &s) {
+  DataOptions dopt;
+  dopt.seqLen = std::min<int64_t>(seqLen, s.variant->model().maxSeqLen);
+  dopt.lossOnPrompt = lossOnPrompt;
+  return loadTrainingSet(dataSpec, dataDir, *s.tok, dopt);
+}
+
 Error runFinetune() {
   if (dataSpec.empty() || outDir.empty())
     return createStringError(inconvertibleErrorCode(),
@@ -318,10 +327,7 @@ Error runFinetune() {
   Session s;
   if (Error e = openSession(s, /*training=*/true, ""))
     return e;
-  DataOptions dopt;
-  dopt.seqLen = std::min<int64_t>(seqLen, s.variant->model().maxSeqLen);
-  dopt.lossOnPrompt = lossOnPrompt;
-  auto data = loadTrainingSet(dataSpec, dataDir, *s.tok, dopt);
+  auto data = loadCliTrainingSet(s);
   if (!data)
     return data.takeError();
   auto sched = parseLRSchedule(schedule);
@@ -462,10 +468,7 @@ Error runImportance() {
   // Training mode: exact input gradients through any adapters.
   if (Error e = openSession(s, /*training=*/true, ""))
     return e;
-  DataOptions dopt;
-  dopt.seqLen = std::min<int64_t>(seqLen, s.variant->model().maxSeqLen);
-  dopt.lossOnPrompt = lossOnPrompt;
-  auto data = loadTrainingSet(dataSpec, dataDir, *s.tok, dopt);
+  auto data = loadCliTrainingSet(s);
   if (!data)
     return data.takeError();
   ImportanceOptions io;

@@ -55,6 +55,10 @@ struct TrialOutcome {
   std::string error; ///< why it failed (with the objective's error output)
 };
 
+/// The outcome of a trial whose objective produced `text`: Complete (or
+/// Pruned) with the parsed metrics, or Failed with parseMetrics' error.
+TrialOutcome outcomeFromMetrics(llvm::StringRef text, llvm::StringRef origin);
+
 /// Called while an objective runs (about every `heartbeat` seconds); returns
 /// false when the trial must be abandoned (it is no longer ours).
 using KeepAlive = llvm::function_ref<bool()>;
