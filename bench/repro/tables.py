@@ -259,15 +259,8 @@ def pruned_tables(results, tasks, out):
         if os.path.exists(zp):
             out.append(f"| w/o tuning (pruned) | 32 | - | {acc_of(load(zp), t) * 100:.1f} | - |")
         for key, label, bits in (("pruned-lora-f32", "LoRA (pruned)", "32"),
-                                 ("pruned-loftq8", "LoftQ 8-bit (pruned)", "8")):
-            runs, failed = method_runs(results, t, key)
-            if not runs:
-                out.append(f"| {label} | {bits} | 0 | not yet available | |")
-                continue
-            out.append(f"| {label} | {bits} | {len(runs)} | "
-                       f"{mean_std([acc_of(r, t) for r in runs], 100)} | "
-                       f"{mean_std([r['peak_bytes']['total'] for r in runs], 1 / MB, 2)} |")
-        for key, label, bits in (("pruned-lora-f32-d0", "LoRA (pruned), no dropout", "32"),
+                                 ("pruned-loftq8", "LoftQ 8-bit (pruned)", "8"),
+                                 ("pruned-lora-f32-d0", "LoRA (pruned), no dropout", "32"),
                                  ("pruned-loftq8-d0", "LoftQ 8-bit (pruned), no dropout", "8")):
             runs, failed = method_runs(results, t, key)
             if not runs:
