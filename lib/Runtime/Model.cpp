@@ -3,6 +3,7 @@
 #include "mixq/Runtime/Model.h"
 #include "mixq/Config/MemoryModel.h"
 #include "mixq/Runtime/AdaLoRA.h"
+#include "mixq/Runtime/Device.h"
 #include "mixq/Runtime/Ops.h"
 
 #include "llvm/Support/ErrorHandling.h"
@@ -498,7 +499,35 @@ struct LayerActs {
 };
 } // namespace
 
+double Model::deviceForwardBackward(const Batch &batch, float gradScale,
+                                    Rng *rng) {
+  // The adapter-dropout keep masks, drawn with exactly the Rng calls of the
+  // CPU path (same linears, same order), so both runs see the same masks.
+  const int64_t n = batch.numTokens();
+  std::vector<Buffer<uint8_t>> masks(layers_.size() * kNumProjectionRoles);
+  std::vector<const uint8_t *> ptrs(masks.size(), nullptr);
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (int r = 0; r < kNumProjectionRoles; ++r) {
+      LinearLayer &lin = layers_[l].proj[r];
+      const double p = lin.spec.adapter.dropout;
+      if (!lin.hasAdapter() || !rng || p <= 0.0)
+        continue;
+      Buffer<uint8_t> &m = masks[l * kNumProjectionRoles + r];
+      m = Buffer<uint8_t>(mem_, MemCategory::Activations, n * lin.in, U);
+      for (int64_t i = 0; i < n * lin.in; ++i)
+        m[i] = rng->uniform() >= float(p);
+      ptrs[l * kNumProjectionRoles + r] = m.data();
+    }
+  auto loss = device_->forwardBackward(batch, gradScale, ptrs);
+  if (!loss)
+    report_fatal_error(Twine("device ") + device_->deviceName() + ": " +
+                       toString(loss.takeError()));
+  return *loss;
+}
+
 double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
+  if (device_)
+    return deviceForwardBackward(batch, gradScale, rng);
   const ModelConfig &c = config_;
   const int64_t n = batch.numTokens(), d = c.hiddenSize, hd = c.headDim,
                 vocab = c.vocabSize, S = batch.numSequences();
@@ -652,6 +681,13 @@ double Model::forwardBackward(const Batch &batch, float gradScale, Rng *rng) {
 }
 
 double Model::loss(const Batch &batch) {
+  if (device_) {
+    auto loss = device_->loss(batch);
+    if (!loss)
+      report_fatal_error(Twine("device ") + device_->deviceName() + ": " +
+                         toString(loss.takeError()));
+    return *loss;
+  }
   double total = 0.0;
   for (int64_t s = 0; s < batch.numSequences(); ++s) {
     int64_t o = batch.seqStart[s], len = batch.seqStart[s + 1] - o;

@@ -17,6 +17,7 @@
 #include "mixq/Config/MemoryModel.h"
 #include "mixq/Runtime/AdaLoRA.h"
 #include "mixq/Runtime/Data.h"
+#include "mixq/Runtime/Device.h"
 #include "mixq/Runtime/Eval.h"
 #include "mixq/Runtime/Export.h"
 #include "mixq/Runtime/Generate.h"
@@ -77,6 +78,12 @@ cl::opt<int> threads("threads", cl::desc("Kernel threads (0 = default)"),
                      cl::init(0), ALL_SUBS, cl::cat(cat));
 cl::opt<bool> quiet("quiet", cl::desc("No progress lines"), ALL_SUBS,
                     cl::cat(cat));
+cl::opt<std::string> deviceName(
+    "device",
+    cl::desc("cpu | cuda | cuda-emu (the CUDA executor on the CPU emulator: "
+             "a slow test device); cuda* need a variant directory with "
+             "generated kernels"),
+    cl::init("cpu"), cl::sub(finetuneCmd), cl::sub(evalCmd), cl::cat(cat));
 
 // finetune
 cl::opt<std::string> dataSpec("data",
@@ -156,10 +163,38 @@ struct Session {
   std::unique_ptr<Variant> variant;
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<Model> model;
+  std::shared_ptr<DeviceExecutor> device;
   json::Object metrics;
   std::chrono::steady_clock::time_point start =
       std::chrono::steady_clock::now();
 };
+
+/// --device: runs the model's forward / backward on the executor (Device.h).
+Error attachDevice(Session &s) {
+  auto kind = parseDeviceKind(deviceName);
+  if (!kind)
+    return kind.takeError();
+  if (*kind == DeviceKind::CPU)
+    return Error::success();
+  if (!sys::fs::is_directory(positional[0]))
+    return createStringError(
+        inconvertibleErrorCode(),
+        formatv("--device {0} needs a variant directory with generated "
+                "kernels (mixq-opt --mixq-emit-variant=out=DIR "
+                "--mixq-emit-kernels=out=DIR), not the checkpoint '{1}'",
+                deviceName, positional[0])
+            .str());
+  DeviceOptions opts;
+  opts.variantDir = positional[0];
+  opts.verbose = !quiet;
+  auto exec = loadDeviceExecutor(*kind, *s.model, opts);
+  if (!exec)
+    return exec.takeError();
+  s.device = std::move(*exec);
+  s.model->attachDevice(s.device);
+  s.metrics["device"] = s.device->deviceName();
+  return Error::success();
+}
 
 Error openSession(Session &s, bool training, StringRef adapters) {
   if (positional.empty())
@@ -193,6 +228,8 @@ Error openSession(Session &s, bool training, StringRef adapters) {
   if (!m)
     return m.takeError();
   s.model = std::move(*m);
+  if (Error e = attachDevice(s))
+    return e;
   s.metrics["variant"] = positional[0];
   s.metrics["trainable_params"] = s.model->numTrainable();
   int64_t quantized = 0;
@@ -240,6 +277,8 @@ Error finishMetrics(Session &s, StringRef defaultPath) {
                             .count();
   if (!s.metrics.get("peak_bytes"))
     s.metrics["peak_bytes"] = s.mem.peakJSON();
+  if (s.device)
+    s.metrics["device_peak_bytes"] = s.device->memory().peakJSON();
   json::Value v(std::move(s.metrics));
   std::string path = metricsPath.empty() ? defaultPath.str() : metricsPath;
   if (!path.empty()) {

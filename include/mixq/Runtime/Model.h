@@ -130,6 +130,8 @@ struct KVCache {
   std::vector<Buffer<float>> k, v; ///< per layer [capacity, g * hd]
 };
 
+class DeviceExecutor;
+
 class Model {
 public:
   /// Builds the model: base weights from `weights`, per-linear specs from
@@ -160,6 +162,14 @@ public:
   double forwardBackward(const Batch &batch, float gradScale, Rng *rng);
   /// Forward only: summed loss over target tokens (no dropout).
   double loss(const Batch &batch);
+
+  /// From now on forwardBackward and loss run on `exec` (Device.h; null:
+  /// back to the CPU). Dropout masks are still drawn here, with the CPU
+  /// path's Rng calls, and the gradients land in this model's buffers.
+  void attachDevice(std::shared_ptr<DeviceExecutor> exec) {
+    device_ = std::move(exec);
+  }
+  DeviceExecutor *device() const { return device_.get(); }
 
   /// A KV cache for up to `capacity` positions (Activations).
   KVCache makeCache(int64_t capacity);
@@ -192,6 +202,7 @@ private:
                       int64_t n, float *dx, LinearCache *cache);
   void lmHeadForward(const float *x, int64_t n, float *logits);
   void lmHeadBackward(const float *dLogits, int64_t n, float *dx);
+  double deviceForwardBackward(const Batch &batch, float gradScale, Rng *rng);
 
   ModelConfig config_;
   MemoryTracker &mem_;
@@ -201,6 +212,7 @@ private:
   std::vector<DecoderLayer> layers_;
   std::unique_ptr<LinearLayer> lmHead_; ///< null when tied
   LayerObserver observer_;
+  std::shared_ptr<DeviceExecutor> device_;
 };
 
 /// PEFT tensor-name prefix of a linear: base_model.model.model.layers.{i}.

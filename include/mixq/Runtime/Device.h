@@ -1,0 +1,100 @@
+//===- Device.h - running a Model's training step on a device ----*- C++ -*-===//
+//
+// A DeviceExecutor runs the forward / backward and the loss of a built CPU
+// Model on an accelerator: it copies the frozen bases (the packed
+// QuantizedTensor bytes as they are) and the adapters to the device once,
+// runs every op there (the variant's generated kernels for the fused
+// linears, cuBLAS for the f32 GEMMs, lib/Runtime/Cuda/DeviceOps.cu for the
+// rest), and adds the adapter gradients into the Model's host gradient
+// buffers. The Trainer, AdamW, checkpoints and metrics stay on the host:
+// Model::forwardBackward / loss delegate to an attached executor.
+//
+// Backends are shared objects that mixq-run does not link: `cuda`
+// (libMixQCudaExec.so, nvcc + cudart + cuBLAS) and `cuda-emu`
+// (libMixQCudaExecEmu.so, the same sources on the CPU emulator, a test
+// device). loadDeviceExecutor dlopens the one asked for. See docs/runtime.md
+// ("Devices") and docs/cuda.md ("Executor").
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MIXQ_RUNTIME_DEVICE_H
+#define MIXQ_RUNTIME_DEVICE_H
+
+#include "mixq/Runtime/Memory.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace mixq {
+namespace runtime {
+
+class Model;
+struct Batch;
+
+enum class DeviceKind { CPU, Cuda, CudaEmu };
+/// "cpu" | "cuda" | "cuda-emu".
+llvm::Expected<DeviceKind> parseDeviceKind(llvm::StringRef s);
+const char *deviceKindName(DeviceKind k);
+
+class DeviceExecutor {
+public:
+  virtual ~DeviceExecutor() = default;
+
+  /// The device, in words (cudaDeviceProp::name).
+  virtual std::string deviceName() const = 0;
+
+  /// Forward and backward of `batch` as Model::forwardBackward; adds
+  /// gradScale * d(summed loss) to the Model's host gradient buffers.
+  /// `masks` holds, for each decoder linear (index layer * 7 + role), its
+  /// adapter-dropout keep mask [n, in] drawn on the host exactly as the CPU
+  /// path draws it, or null (no dropout). Returns the summed loss.
+  virtual llvm::Expected<double>
+  forwardBackward(const Batch &batch, float gradScale,
+                  llvm::ArrayRef<const uint8_t *> masks) = 0;
+
+  /// Forward only: summed loss over target tokens (no dropout).
+  virtual llvm::Expected<double> loss(const Batch &batch) = 0;
+
+  /// Device bytes by category (weights, adapters, gradients, activations,
+  /// workspace; the optimizer stays on the host).
+  virtual const MemoryTracker &memory() const = 0;
+};
+
+/// Options of loadDeviceExecutor.
+struct DeviceOptions {
+  /// The variant directory whose kernels/ holds the generated kernels
+  /// (mixq-opt --mixq-emit-kernels).
+  std::string variantDir;
+  /// Directory of the backend shared objects; empty: next to the running
+  /// executable, then the build's library directory.
+  std::string libraryDir;
+  /// Progress lines (kernel compilation) on stderr.
+  bool verbose = false;
+};
+
+/// Entry point each backend exports (extern "C"): returns a new executor for
+/// `model`, or null with `*error` set. `abiVersion` must equal
+/// kDeviceAbiVersion.
+using CreateDeviceExecutorFn = DeviceExecutor *(*)(int abiVersion,
+                                                   Model *model,
+                                                   const DeviceOptions *opts,
+                                                   std::string *error);
+constexpr int kDeviceAbiVersion = 1;
+constexpr const char *kCreateDeviceExecutorSymbol =
+    "mixq_create_device_executor";
+
+/// Loads the backend of `kind` (Cuda or CudaEmu) and creates an executor for
+/// `model` (errors: backend not found, no CUDA device, unsupported feature,
+/// missing kernels).
+llvm::Expected<std::unique_ptr<DeviceExecutor>>
+loadDeviceExecutor(DeviceKind kind, Model &model, const DeviceOptions &opts);
+
+} // namespace runtime
+} // namespace mixq
+
+#endif // MIXQ_RUNTIME_DEVICE_H
