@@ -918,6 +918,8 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
                            &a.mask[6]));
     MIXQ_TRY(launched(ops::addInPlace(x.get(), a.xmid.get(), n * d, 0),
                       "residual add"));
+    if (!backward)
+      a = DevActs(); // loss only: nothing is kept for a backward pass
   }
 
   // Loss rows only: final norm, LM head and cross-entropy on target rows.
