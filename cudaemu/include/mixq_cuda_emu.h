@@ -46,6 +46,10 @@
 #define __align__(n) __attribute__((aligned(n)))
 #define __CUDA_EMU__ 1
 
+// CUDA sources say `#pragma unroll`, which GCC does not know; the warning
+// would fire in every kernel file compiled for the emulator.
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+
 //===----------------------------------------------------------------------===//
 // Vector types and the built-in variables
 //===----------------------------------------------------------------------===//

@@ -423,6 +423,37 @@ __host__ __device__ __forceinline__ float bitsToFloat(unsigned bits) {
 
 )cuda";
 
+/// The kernel files' one launch spelling (the generated files are
+/// self-contained, so this is include/mixq/Cuda/Launch.h's template written
+/// into mixq_kernels.h): a real launch under nvcc, the CPU emulator's under
+/// MIXQ_CUDA_EMU (docs/cuda.md, "Emulator").
+static const char kLaunchTemplate[] = R"h(/* C++ compiled by nvcc (.cu) or for the CPU emulator; not in host-only C
+   or C++ (a .cpp that only calls the launchers has no kernel to launch). */
+#if defined(__cplusplus) && (defined(__CUDACC__) || defined(MIXQ_CUDA_EMU))
+#include <utility>
+
+namespace mixq_kernels {
+
+/// kernel<<<grid, block, shmem, stream>>>(args...) followed by
+/// cudaGetLastError(); on the CPU emulator (MIXQ_CUDA_EMU) the emulator's
+/// launch, which has the same result.
+template <typename... Params, typename... Args>
+inline cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block,
+                          size_t shmem, cudaStream_t stream, Args &&...args) {
+#ifdef MIXQ_CUDA_EMU
+  return ::mixq_emu::launch(kernel, grid, block, shmem, stream,
+                            std::forward<Args>(args)...);
+#else
+  kernel<<<grid, block, shmem, stream>>>(std::forward<Args>(args)...);
+  return cudaGetLastError();
+#endif
+}
+
+} // namespace mixq_kernels
+#endif
+
+)h";
+
 static const char kKernelBody[] =
 #include "CudaKernelBody.inc"
     ;
@@ -617,7 +648,7 @@ const MixQCudaKernel *mixq_cuda_find_kernel(const char *name);
     os << "\n";
   }
   os << "#ifdef __cplusplus\n} /* extern \"C\" */\n#endif\n\n"
-     << "#endif /* MIXQ_KERNELS_H */\n";
+     << kLaunchTemplate << "#endif /* MIXQ_KERNELS_H */\n";
 }
 
 void mixq::codegen::writeKernelRegistry(llvm::ArrayRef<KernelKey> keys,

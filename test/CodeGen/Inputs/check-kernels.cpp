@@ -12,6 +12,13 @@
 // dXAdapter for m = 5 and 130). Without a device it prints
 // "SKIP: no CUDA device ..." and exits 0 (1 with --require-device).
 //
+// Built for the CPU emulator (-DMIXQ_CUDA_EMU, cudaemu/include; emu-check.test)
+// the "device" is the emulator: the comparison runs only with
+// --allow-emulator and says that the device is the emulator.
+// --corrupt-weight flips one byte of every kernel's packed codes on the
+// device only (the CPU reference keeps the right ones): the comparison must
+// then FAIL, which shows that it can.
+//
 //===----------------------------------------------------------------------===//
 
 #include "mixq_kernels.h"
@@ -114,7 +121,8 @@ struct Problem {
   MixQCudaAdapter adapter{};
 };
 
-bool setUp(const MixQCudaKernel &k, std::mt19937 &rng, Problem &p) {
+bool setUp(const MixQCudaKernel &k, std::mt19937 &rng, bool corrupt,
+           Problem &p) {
   std::vector<float> w = randomVector(rng, k.out * k.in, 1.0f);
   llvm::Expected<QuantizedTensor> q = quantize(w.data(), k.out, k.in,
                                                quantSpecOf(k));
@@ -151,6 +159,16 @@ bool setUp(const MixQCudaKernel &k, std::mt19937 &rng, Problem &p) {
               p.scaleAbsmax.get<float>(),  p.q.scaleOffset};
   p.adapter = {p.dA.get<float>(), p.dB.get<float>(), p.dH.get<float>(),
                p.view.scale};
+  if (ok && corrupt) {
+    // One byte in the middle of the device copy of the codes.
+    const size_t at = p.q.codes.size() / 2;
+    uint8_t byte = 0;
+    ok = cudaMemcpy(&byte, p.codes.get<uint8_t>() + at, 1,
+                    cudaMemcpyDeviceToHost) == cudaSuccess;
+    byte ^= 0x5a;
+    ok = ok && cudaMemcpy(p.codes.get<uint8_t>() + at, &byte, 1,
+                          cudaMemcpyHostToDevice) == cudaSuccess;
+  }
   if (!ok)
     std::printf("FAIL %s: cannot copy the weight to the device\n", k.name);
   return ok;
@@ -331,8 +349,21 @@ int checkRegistry() {
 } // namespace
 
 int main(int argc, char **argv) {
-  const bool requireDevice =
-      argc > 1 && std::strcmp(argv[1], "--require-device") == 0;
+  bool requireDevice = false, allowEmulator = false, corrupt = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--require-device") == 0)
+      requireDevice = true;
+    else if (std::strcmp(argv[i], "--allow-emulator") == 0)
+      allowEmulator = true;
+    else if (std::strcmp(argv[i], "--corrupt-weight") == 0)
+      corrupt = true;
+    else {
+      std::printf("unknown option %s (--require-device, --allow-emulator, "
+                  "--corrupt-weight)\n",
+                  argv[i]);
+      return 2;
+    }
+  }
   if (checkRegistry() || checkDecodersOnHost())
     return 1;
   int devices = 0;
@@ -344,15 +375,29 @@ int main(int argc, char **argv) {
                 cudaGetErrorString(e), devices, mixq_cuda_kernel_count);
     return requireDevice ? 1 : 0;
   }
+#ifdef MIXQ_CUDA_EMU
+  const bool emulator = true;
+#else
+  const bool emulator = false;
+#endif
+  if (emulator && !allowEmulator) {
+    std::printf("SKIP: built for the CPU emulator, not a GPU; pass "
+                "--allow-emulator to run the %d kernels on it\n",
+                mixq_cuda_kernel_count);
+    return requireDevice ? 1 : 0;
+  }
   cudaDeviceProp prop;
   cudaGetDeviceProperties(&prop, 0);
-  std::printf("device: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+  std::printf("device: %s (sm_%d%d)%s\n", prop.name, prop.major, prop.minor,
+              emulator ? " -- the CPU emulator, not a GPU: checks the "
+                         "kernels' logic, not tensor-core numerics or speed"
+                       : "");
   std::mt19937 rng(1234);
   Report report;
   bool ok = true;
   for (const MixQCudaKernel *k = mixq_cuda_kernels; k->name; ++k) {
     Problem p;
-    if (!setUp(*k, rng, p)) {
+    if (!setUp(*k, rng, corrupt, p)) {
       ok = false;
       continue;
     }
