@@ -2,7 +2,8 @@
 //
 // Conversions bit-exact with CUDA's: float -> bf16 rounds to nearest even,
 // NaN becomes the canonical NaN 0x7fff (as CUDA's conversion does), bf16 ->
-// float is exact.
+// float is exact. Compared with CUDA 13's host conversions for all 2^32
+// floats and 2^16 codes: identical.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,24 +11,7 @@
 #define MIXQ_CUDA_EMU_CUDA_BF16_H
 
 #include "mixq_cuda_emu.h"
-
-namespace mixq_emu {
-inline unsigned short floatToBf16Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return 0x7fff;
-  // Round to nearest, ties to even: add 0x7fff plus the lowest kept bit.
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<unsigned short>(u >> 16);
-}
-inline float bf16BitsToFloat(unsigned short b) {
-  uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-} // namespace mixq_emu
+#include "mixq_cuda_emu_convert.h"
 
 struct __nv_bfloat16 {
   unsigned short __x;
