@@ -22,6 +22,7 @@ llvm_config.use_default_substitutions()
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%mixq_data", config.mixq_data_dir))
 config.substitutions.append(("%mixq_src", config.mixq_src_root))
+config.substitutions.append(("%mixq_obj", config.mixq_obj_root))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root,
                                                       "Inputs")))
 
