@@ -150,10 +150,7 @@ uint64_t warpCollective(int op, unsigned mask, uint64_t value, int arg,
 /// or every lane when sharing is off); otherwise the slot already holds the
 /// warp's result. Reset at every __syncthreads.
 float *wmmaSlot(bool *compute);
-/// 0: share mma_sync results within a warp (default); 1: every lane
-/// computes its own (MIXQ_EMU_WMMA=private); 2: every lane computes and
-/// compares with the shared result, failing the launch on a difference
-/// (MIXQ_EMU_WMMA=verify).
+/// The WmmaMode below as an int (0 shared, 1 private, 2 verify).
 int wmmaMode();
 /// Fails the running launch (cudaErrorLaunchFailure) with a message.
 [[noreturn]] void failLaunch(const char *message);
@@ -225,7 +222,16 @@ cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block,
 enum class Schedule { Forward, Reverse, Shuffle };
 void setSchedule(Schedule s, unsigned seed = 0);
 
-/// Statistics of the emulator since the last reset (tests, benchmarks).
+/// How mma_sync is computed: once per warp and shared by its lanes
+/// (default), by every lane on its own (Private; what sharing saves), or by
+/// every lane and compared with the shared result (Verify: a launch failure
+/// when the lanes of a warp passed different fragments). Also set by
+/// MIXQ_EMU_WMMA=shared|private|verify.
+enum class WmmaMode { Shared = 0, Private = 1, Verify = 2 };
+void setWmmaMode(WmmaMode mode);
+
+/// Statistics of the emulator since the last reset (tests, benchmarks;
+/// MIXQ_EMU_STATS=1 prints them at exit).
 struct Stats {
   uint64_t launches = 0;
   uint64_t blocks = 0;

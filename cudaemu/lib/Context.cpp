@@ -3,12 +3,13 @@
 #include "Context.h"
 
 #include <cstdint>
-#include <cstring>
 
 #if defined(__x86_64__)
 // void mixq_emu_switch(void **saveSp, void *newSp): pushes the callee-saved
-// registers and the SSE/x87 control words on the current stack, stores the
-// stack pointer in *saveSp, loads newSp and pops the same frame from there.
+// registers on the current stack, stores the stack pointer in *saveSp, loads
+// newSp and pops the same frame from there. The SSE/x87 control words are
+// not switched: every fiber runs on the launching thread and kernels do not
+// change the rounding mode (saving them doubled the cost of a switch).
 asm(R"(
   .text
   .globl mixq_emu_switch
@@ -22,14 +23,8 @@ mixq_emu_switch:
   pushq %r13
   pushq %r14
   pushq %r15
-  subq $8, %rsp
-  stmxcsr (%rsp)
-  fnstcw 4(%rsp)
   movq %rsp, (%rdi)
   movq %rsi, %rsp
-  ldmxcsr (%rsp)
-  fldcw 4(%rsp)
-  addq $8, %rsp
   popq %r15
   popq %r14
   popq %r13
@@ -53,14 +48,6 @@ void makeContext(Context &ctx, void *stack, size_t size, void (*entry)()) {
   *--sp = reinterpret_cast<uint64_t>(entry);
   for (int i = 0; i < 6; ++i) // rbp rbx r12 r13 r14 r15
     *--sp = 0;
-  // MXCSR and the x87 control word of the creating thread.
-  uint32_t mxcsr;
-  uint16_t fcw;
-  asm volatile("stmxcsr %0" : "=m"(mxcsr));
-  asm volatile("fnstcw %0" : "=m"(fcw));
-  --sp;
-  std::memcpy(reinterpret_cast<char *>(sp), &mxcsr, 4);
-  std::memcpy(reinterpret_cast<char *>(sp) + 4, &fcw, 2);
   ctx.sp = sp;
 }
 

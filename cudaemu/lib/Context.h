@@ -1,9 +1,8 @@
 //===- Context.h - fiber context switch of the CUDA emulator ----*- C++ -*-===//
 //
 // A minimal cooperative context switch: x86-64 SysV gets a hand-written
-// switch that saves only the callee-saved registers and the FP control words
-// (no signal-mask system call, unlike swapcontext); other targets fall back to
-// ucontext.
+// switch that saves only the callee-saved registers (no signal-mask system
+// call, unlike swapcontext); other targets fall back to ucontext.
 //
 //===----------------------------------------------------------------------===//
 

@@ -70,6 +70,8 @@ struct Warp {
   /// beyond `used` are kept for reuse.
   std::deque<std::array<float, 256>> log;
   size_t used = 0;
+  /// Lanes that have exited.
+  unsigned exited = 0;
 };
 
 struct BlockState {
@@ -316,6 +318,7 @@ bool runBlock(unsigned blockSeed) {
   for (Warp &w : gB.warps) {
     w.groups.clear();
     w.used = 0;
+    w.exited = 0;
   }
   gB.live = n;
   gB.exited = 0;
@@ -341,6 +344,7 @@ bool runBlock(unsigned blockSeed) {
         releaseStack(f);
         --gB.live;
         ++gB.exited;
+        gB.warps[idx / 32].exited |= 1u << (idx % 32);
         if (!checkExitedLane(f))
           return false;
       }
@@ -379,6 +383,25 @@ bool runBlock(unsigned blockSeed) {
   }
   return true;
 }
+
+/// MIXQ_EMU_STATS=1: the statistics on stderr at exit.
+struct StatsAtExit {
+  ~StatsAtExit() {
+    const char *s = std::getenv("MIXQ_EMU_STATS");
+    if (!s || std::string(s) != "1")
+      return;
+    std::fprintf(stderr,
+                 "mixq cuda emulator: %llu launches, %llu blocks, %llu "
+                 "threads, %llu fiber switches, mma_sync %llu computed / "
+                 "%llu shared\n",
+                 (unsigned long long)gStats.launches,
+                 (unsigned long long)gStats.blocks,
+                 (unsigned long long)gStats.threads,
+                 (unsigned long long)gStats.switches,
+                 (unsigned long long)gStats.mmaComputed,
+                 (unsigned long long)gStats.mmaShared);
+  }
+} gStatsAtExit;
 
 } // namespace
 
@@ -429,10 +452,9 @@ uint64_t warpCollective(int op, unsigned mask, uint64_t value, int arg,
   if (op >= kShflIdx && op <= kShflXor &&
       (width < 1 || width > 32 || (width & (width - 1))))
     failLaunch("shuffle: width must be a power of two in 1..32");
-  for (unsigned l = 0; l < 32; ++l)
-    if ((mask >> l & 1u) && gB.fibers[base + l].state == State::Done)
-      failLaunch("warp operation: the mask names a lane that has exited");
   Warp &w = gB.warps[idx / 32];
+  if (mask & w.exited)
+    failLaunch("warp operation: the mask names a lane that has exited");
   Group *g = nullptr;
   for (Group &cand : w.groups) {
     if (cand.mask == mask) {
@@ -539,10 +561,9 @@ float *wmmaSlot(bool *compute) {
   return w.log[w.used++].data();
 }
 
-int wmmaMode() {
-  static const int mode = wmmaModeFromEnv();
-  return mode;
-}
+int gWmmaMode = wmmaModeFromEnv();
+
+int wmmaMode() { return gWmmaMode; }
 
 cudaError_t checkLaunch(dim3 grid, dim3 block, size_t shmem,
                         cudaStream_t stream) {
@@ -619,6 +640,11 @@ void setSchedule(Schedule s, unsigned seed) {
   detail::gScheduleFromEnv = true;
   detail::gSchedule = s;
   detail::gSeed = seed;
+}
+
+void setWmmaMode(WmmaMode mode) {
+  std::lock_guard<std::mutex> lock(detail::gLaunchMutex);
+  detail::gWmmaMode = static_cast<int>(mode);
 }
 
 Stats stats() { return detail::gStats; }
