@@ -374,6 +374,8 @@ readKernelManifest(StringRef variantDir) {
       const json::Object *lo = l.getAsObject();
       auto layer = lo ? lo->getInteger("layer") : std::nullopt;
       auto role = lo ? lo->getString("role") : std::nullopt;
+      if (role && *role == "lm_head" && !layer)
+        layer = -1; // the manifest lists lm_head without a layer
       if (!layer || !role)
         return execError("'" + path + "': a linear of kernel '" +
                          kv.first.str() + "' lacks layer / role");
