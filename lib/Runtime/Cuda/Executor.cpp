@@ -264,6 +264,63 @@ std::string joinCommand(ArrayRef<std::string> cmd) {
   return s;
 }
 
+/// Runs `cmd` (cmd[0] found on PATH if not a path); returns its exit code
+/// (-1 when it cannot start) and the tail of its output in `output`.
+int runCommand(ArrayRef<std::string> cmd, std::string &output) {
+  auto prog = sys::findProgramByName(cmd[0]);
+  if (!prog) {
+    output = "'" + cmd[0] + "' not found: " + prog.getError().message();
+    return -1;
+  }
+  SmallString<256> log;
+  sys::fs::createTemporaryFile("mixq-device", "log", log);
+  std::vector<StringRef> args(cmd.begin(), cmd.end());
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
+                                          StringRef(log)};
+  std::string msg;
+  int rc = sys::ExecuteAndWait(*prog, args, std::nullopt, redirects, 0, 0,
+                               &msg);
+  output = msg;
+  if (auto b = MemoryBuffer::getFile(log))
+    output += (*b)->getBuffer().take_back(4000).str();
+  sys::fs::remove(log);
+  return rc;
+}
+
+/// Writes `variantDir`/kernels from the variant's variant.mlir (written by
+/// --mixq-emit-variant) with the mixq-opt next to the running executable
+/// (or the build's bin/). Returns false, doing nothing, when either is
+/// missing.
+Expected<bool> generateKernels(StringRef variantDir, bool verbose) {
+  SmallString<256> mlir(variantDir);
+  sys::path::append(mlir, "variant.mlir");
+  if (!sys::fs::exists(mlir))
+    return false;
+  SmallString<256> opt(sys::fs::getMainExecutable(
+      nullptr, reinterpret_cast<void *>(&generateKernels)));
+  sys::path::remove_filename(opt);
+  sys::path::append(opt, "mixq-opt");
+  if (!sys::fs::can_execute(opt)) {
+    opt = MIXQ_EXEC_TOOLS_DIR;
+    sys::path::append(opt, "mixq-opt");
+    if (!sys::fs::can_execute(opt))
+      return false;
+  }
+  std::vector<std::string> cmd = {opt.str().str(), mlir.str().str(),
+                                   ("--mixq-emit-kernels=out=" + variantDir)
+                                       .str(),
+                                   "-o", "/dev/null"};
+  if (verbose)
+    errs() << "mixq-run: generating the kernels of '" << variantDir
+           << "': " << joinCommand(cmd) << "\n";
+  std::string out;
+  if (int rc = runCommand(cmd, out))
+    return execError(formatv("generating the kernels of '{0}' failed (exit "
+                             "{1}): {2}\n{3}",
+                             variantDir, rc, joinCommand(cmd), out));
+  return true;
+}
+
 /// Compiles (or finds in the cache) the kernels of `variantDir` and dlopens
 /// them; returns the handle.
 Expected<void *> loadKernelLibrary(StringRef variantDir, int ccMajor,
@@ -278,11 +335,17 @@ Expected<void *> loadKernelLibrary(StringRef variantDir, int ccMajor,
   sys::path::append(kdir, "kernels");
   SmallString<256> all(kdir);
   sys::path::append(all, "all.cu");
-  if (!sys::fs::exists(all))
-    return execError(formatv("variant '{0}' has no generated kernels "
-                             "('{1}' not found); --device {2} runs the "
-                             "variant's CUDA kernels: {3}",
-                             variantDir, all, kBackendName, regen));
+  if (!sys::fs::exists(all)) {
+    auto made = generateKernels(variantDir, verbose);
+    if (!made)
+      return made.takeError();
+    if (!*made || !sys::fs::exists(all))
+      return execError(formatv("variant '{0}' has no generated kernels "
+                               "('{1}' not found) and no variant.mlir to "
+                               "generate them from; --device {2} runs the "
+                               "variant's CUDA kernels: {3}",
+                               variantDir, all, kBackendName, regen));
+  }
   // The cache lives next to the sources (or in the temp dir when the variant
   // is read-only).
   SmallString<256> cacheDir(kdir);
@@ -309,33 +372,16 @@ Expected<void *> loadKernelLibrary(StringRef variantDir, int ccMajor,
       return execError("cannot create '" + lib + ".tmp': " + ec.message());
     std::vector<std::string> cmd =
         kernelCompileCommand(kdir, tmp, ccMajor, ccMinor);
-    auto prog = sys::findProgramByName(cmd[0]);
-    if (!prog)
-      return execError("kernel compiler '" + cmd[0] +
-                       "' not found: " + prog.getError().message());
-    SmallString<256> log;
-    sys::fs::createTemporaryFile("mixq-kernel-build", "log", log);
-    std::vector<StringRef> args(cmd.begin(), cmd.end());
-    std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
-                                            StringRef(log)};
     if (verbose)
       errs() << "mixq-run: compiling the kernels of '" << variantDir
              << "': " << joinCommand(cmd) << "\n";
-    std::string msg;
-    int rc = sys::ExecuteAndWait(*prog, args, std::nullopt, redirects, 0, 0,
-                                 &msg);
-    if (rc != 0) {
-      std::string out;
-      if (auto b = MemoryBuffer::getFile(log))
-        out = (*b)->getBuffer().take_back(4000).str();
-      sys::fs::remove(log);
+    std::string out;
+    if (int rc = runCommand(cmd, out)) {
       sys::fs::remove(tmp);
       return execError(formatv("compiling the kernels of '{0}' failed "
-                               "(exit {1}{2}): {3}\n{4}",
-                               variantDir, rc, msg.empty() ? "" : ", " + msg,
-                               joinCommand(cmd), out));
+                               "(exit {1}): {2}\n{3}",
+                               variantDir, rc, joinCommand(cmd), out));
     }
-    sys::fs::remove(log);
     if (std::error_code ec = sys::fs::rename(tmp, lib))
       return execError("cannot rename '" + tmp + "' to '" + lib +
                        "': " + ec.message());
