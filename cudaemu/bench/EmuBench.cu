@@ -46,11 +46,9 @@ __global__ void gemmKernel(const float *a, const float *b, float *c, int m,
     }
     __syncthreads();
     for (int kk = 0; kk < kBK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16,
-                     wmma::row_major>
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>
           fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16,
-                     wmma::col_major>
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>
           fb[2];
       for (int i = 0; i < 2; ++i)
         wmma::load_matrix_sync(fa[i], sA + (wm + 16 * i) * kLd + kk, kLd);
@@ -87,8 +85,7 @@ __global__ void axpyKernel(const float *x, float *y, int n) {
     y[i] = 2.0f * x[i] + y[i];
 }
 
-template <typename F>
-double bestSeconds(int reps, F &&f) {
+template <typename F> double bestSeconds(int reps, F &&f) {
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
     auto t0 = std::chrono::steady_clock::now();
@@ -115,8 +112,8 @@ int main() {
   cudaMemcpy(b, hb.data(), hb.size() * 4, cudaMemcpyHostToDevice);
   const dim3 grid(n / kBN, m / kBM);
   auto gemm = [&](float *c) {
-    if (mixq_emu::launch(gemmKernel, grid, dim3(128), 0, nullptr, a, b, c, m,
-                         n, k) != cudaSuccess)
+    if (mixq_emu::launch(gemmKernel, grid, dim3(128), 0, nullptr, a, b, c, m, n,
+                         k) != cudaSuccess)
       std::printf("launch failed\n");
   };
   mixq_emu::setWmmaMode(mixq_emu::WmmaMode::Shared);
@@ -141,8 +138,7 @@ int main() {
     mixq_emu::launch(shuffleKernel, dim3(blocks), dim3(threads), 0, nullptr,
                      out, rounds);
   });
-  const double switches =
-      static_cast<double>(mixq_emu::stats().switches) / 3.0;
+  const double switches = static_cast<double>(mixq_emu::stats().switches) / 3.0;
   std::printf("shuffles: %d threads x %d shuffles in %.2f ms: %.1f M fiber "
               "switches/s, %.0f ns per shuffle per lane\n",
               blocks * threads, rounds, shuf * 1e3, switches / shuf / 1e6,
@@ -155,10 +151,10 @@ int main() {
   cudaMemset(x, 0, len * 4);
   cudaMemset(y, 0, len * 4);
   const double axpy = bestSeconds(3, [&] {
-    mixq_emu::launch(axpyKernel, dim3(len / 256), dim3(256), 0, nullptr, x,
-                     y, len);
+    mixq_emu::launch(axpyKernel, dim3(len / 256), dim3(256), 0, nullptr, x, y,
+                     len);
   });
-  std::printf("element-wise: %d threads in %.2f ms: %.0f ns per thread\n",
-              len, axpy * 1e3, axpy / len * 1e9);
+  std::printf("element-wise: %d threads in %.2f ms: %.0f ns per thread\n", len,
+              axpy * 1e3, axpy / len * 1e9);
   return 0;
 }

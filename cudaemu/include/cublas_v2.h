@@ -73,8 +73,8 @@ const char *cublasGetStatusName(cublasStatus_t status);
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
                            cublasOperation_t transb, int m, int n, int k,
                            const float *alpha, const float *A, int lda,
-                           const float *B, int ldb, const float *beta,
-                           float *C, int ldc);
+                           const float *B, int ldb, const float *beta, float *C,
+                           int ldc);
 cublasStatus_t cublasSgemmStridedBatched(
     cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
     int m, int n, int k, const float *alpha, const float *A, int lda,

@@ -1,4 +1,5 @@
-//===- mixq_cuda_emu.h - the CPU emulator's device and runtime core -*- C++ -*-===//
+//===- mixq_cuda_emu.h - the CPU emulator's device and runtime core -*- C++
+//-*-===//
 //
 // Internal header of the CUDA CPU emulator (docs/cuda.md, "Emulator"); the
 // drop-in <cuda_runtime.h>, <cuda_bf16.h>, <cuda_fp16.h>, <mma.h> and
@@ -161,21 +162,18 @@ cudaError_t checkLaunch(dim3 grid, dim3 block, size_t shmem,
 cudaError_t runGrid(dim3 grid, dim3 block, size_t shmem, KernelThunk thunk,
                     void *closure);
 
-template <typename F>
-void invokeClosure(void *closure) {
+template <typename F> void invokeClosure(void *closure) {
   (*static_cast<F *>(closure))();
 }
 
-template <typename T>
-uint64_t toBits(T v) {
+template <typename T> uint64_t toBits(T v) {
   static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value,
                 "warp shuffles take values of at most 8 bytes");
   uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof(T));
   return bits;
 }
-template <typename T>
-T fromBits(uint64_t bits) {
+template <typename T> T fromBits(uint64_t bits) {
   T v;
   std::memcpy(&v, &bits, sizeof(T));
   return v;
@@ -236,7 +234,7 @@ struct Stats {
   uint64_t launches = 0;
   uint64_t blocks = 0;
   uint64_t threads = 0;
-  uint64_t switches = 0;   ///< fiber context switches
+  uint64_t switches = 0;    ///< fiber context switches
   uint64_t mmaComputed = 0; ///< mma_sync products computed
   uint64_t mmaShared = 0;   ///< mma_sync results reused from the warp log
 };
@@ -245,7 +243,7 @@ void resetStats();
 
 } // namespace mixq_emu
 
-#define MIXQ_DYNAMIC_SHARED(T, name)                                          \
+#define MIXQ_DYNAMIC_SHARED(T, name)                                           \
   T *name = static_cast<T *>(::mixq_emu::dynamicShared())
 
 //===----------------------------------------------------------------------===//
@@ -254,8 +252,8 @@ void resetStats();
 
 inline void __syncthreads() { ::mixq_emu::detail::syncthreads(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
-  ::mixq_emu::detail::warpCollective(::mixq_emu::detail::kWarpSync, mask, 0,
-                                     0, 32);
+  ::mixq_emu::detail::warpCollective(::mixq_emu::detail::kWarpSync, mask, 0, 0,
+                                     32);
 }
 
 template <typename T>
@@ -265,8 +263,7 @@ inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = 32) {
       warpCollective(kShflIdx, mask, toBits(var), srcLane, width));
 }
 template <typename T>
-inline T __shfl_up_sync(unsigned mask, T var, unsigned delta,
-                        int width = 32) {
+inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32) {
   using namespace ::mixq_emu::detail;
   return fromBits<T>(warpCollective(kShflUp, mask, toBits(var),
                                     static_cast<int>(delta), width));
@@ -459,16 +456,13 @@ cudaError_t cudaEventCreate(cudaEvent_t *event);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start,
-                                 cudaEvent_t end);
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 }
 
-template <typename T>
-inline cudaError_t cudaMalloc(T **devPtr, size_t size) {
+template <typename T> inline cudaError_t cudaMalloc(T **devPtr, size_t size) {
   return cudaMalloc(reinterpret_cast<void **>(devPtr), size);
 }
-template <typename T>
-inline cudaError_t cudaMallocHost(T **ptr, size_t size) {
+template <typename T> inline cudaError_t cudaMallocHost(T **ptr, size_t size) {
   return cudaMallocHost(reinterpret_cast<void **>(ptr), size);
 }
 

@@ -1,4 +1,5 @@
-//===- mixq_cuda_emu_convert.h - bf16/fp16 <-> f32 bit conversions -*- C++ -*-===//
+//===- mixq_cuda_emu_convert.h - bf16/fp16 <-> f32 bit conversions -*- C++
+//-*-===//
 //
 // The emulator's conversions, free of every other header of it so that a
 // test compiled by nvcc can compare them with CUDA's own

@@ -45,8 +45,7 @@ struct fragment {
 };
 
 namespace detail {
-template <typename T>
-inline float toFloat(T v) {
+template <typename T> inline float toFloat(T v) {
   return static_cast<float>(v);
 }
 } // namespace detail
@@ -101,16 +100,16 @@ inline void store_matrix_sync(float *p,
                               unsigned ldm, layout_t layout) {
   for (int r = 0; r < 16; ++r)
     for (int c = 0; c < 16; ++c) {
-      float *dst = layout == mem_row_major ? p + static_cast<size_t>(r) * ldm + c
-                                           : p + static_cast<size_t>(c) * ldm + r;
+      float *dst = layout == mem_row_major
+                       ? p + static_cast<size_t>(r) * ldm + c
+                       : p + static_cast<size_t>(c) * ldm + r;
       *dst = f.x[r * 16 + c];
     }
 }
 
 namespace detail {
 template <typename T, typename LA, typename LB>
-inline void mmaCompute(float *d,
-                       const fragment<matrix_a, 16, 16, 16, T, LA> &a,
+inline void mmaCompute(float *d, const fragment<matrix_a, 16, 16, 16, T, LA> &a,
                        const fragment<matrix_b, 16, 16, 16, T, LB> &b,
                        const fragment<accumulator, 16, 16, 16, float> &c) {
   float fa[256], fb[256];

@@ -37,11 +37,9 @@ float load(const void *p, cudaDataType t, size_t i) {
   case CUDA_R_32F:
     return static_cast<const float *>(p)[i];
   case CUDA_R_16F:
-    return mixq_emu::halfBitsToFloat(
-        static_cast<const unsigned short *>(p)[i]);
+    return mixq_emu::halfBitsToFloat(static_cast<const unsigned short *>(p)[i]);
   case CUDA_R_16BF:
-    return mixq_emu::bf16BitsToFloat(
-        static_cast<const unsigned short *>(p)[i]);
+    return mixq_emu::bf16BitsToFloat(static_cast<const unsigned short *>(p)[i]);
   }
   return 0.0f;
 }
@@ -76,11 +74,10 @@ size_t span(int rows, int cols, int ld) {
 
 cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta,
                     cublasOperation_t tb, int m, int n, int k,
-                    const float *alpha, const void *A, cudaDataType at,
-                    int lda, long long strideA, const void *B,
-                    cudaDataType bt, int ldb, long long strideB,
-                    const float *beta, void *C, cudaDataType ct, int ldc,
-                    long long strideC, int batch) {
+                    const float *alpha, const void *A, cudaDataType at, int lda,
+                    long long strideA, const void *B, cudaDataType bt, int ldb,
+                    long long strideB, const float *beta, void *C,
+                    cudaDataType ct, int ldc, long long strideC, int batch) {
   if (!validHandle(handle))
     return CUBLAS_STATUS_NOT_INITIALIZED;
   if (ta == CUBLAS_OP_C)
@@ -110,16 +107,16 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta,
                      strideB * b * static_cast<long long>(elementBytes(bt));
     char *c = static_cast<char *>(C) +
               strideC * b * static_cast<long long>(elementBytes(ct));
-    if ((k > 0 &&
-         (!mixq_emu::isDeviceRange(a, span(aRows, aCols, lda) *
-                                          elementBytes(at)) ||
-          !mixq_emu::isDeviceRange(bb, span(bRows, bCols, ldb) *
-                                           elementBytes(bt)))) ||
+    if ((k > 0 && (!mixq_emu::isDeviceRange(a, span(aRows, aCols, lda) *
+                                                   elementBytes(at)) ||
+                   !mixq_emu::isDeviceRange(bb, span(bRows, bCols, ldb) *
+                                                    elementBytes(bt)))) ||
         !mixq_emu::isDeviceRange(c, span(m, n, ldc) * elementBytes(ct)))
       return CUBLAS_STATUS_EXECUTION_FAILED;
   }
   const float al = *alpha, be = *beta;
-  std::vector<float> opA(static_cast<size_t>(m) * k), opB(static_cast<size_t>(k) * n);
+  std::vector<float> opA(static_cast<size_t>(m) * k),
+      opB(static_cast<size_t>(k) * n);
   for (int b = 0; b < batch; ++b) {
     const char *a = static_cast<const char *>(A) +
                     strideA * b * static_cast<long long>(elementBytes(at));
@@ -131,15 +128,13 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta,
     for (int i = 0; i < m; ++i)
       for (int p = 0; p < k; ++p)
         opA[static_cast<size_t>(i) * k + p] =
-            ta == CUBLAS_OP_N
-                ? load(a, at, static_cast<size_t>(p) * lda + i)
-                : load(a, at, static_cast<size_t>(i) * lda + p);
+            ta == CUBLAS_OP_N ? load(a, at, static_cast<size_t>(p) * lda + i)
+                              : load(a, at, static_cast<size_t>(i) * lda + p);
     for (int j = 0; j < n; ++j)
       for (int p = 0; p < k; ++p)
         opB[static_cast<size_t>(j) * k + p] =
-            tb == CUBLAS_OP_N
-                ? load(bb, bt, static_cast<size_t>(j) * ldb + p)
-                : load(bb, bt, static_cast<size_t>(p) * ldb + j);
+            tb == CUBLAS_OP_N ? load(bb, bt, static_cast<size_t>(j) * ldb + p)
+                              : load(bb, bt, static_cast<size_t>(p) * ldb + j);
     for (int j = 0; j < n; ++j)
       for (int i = 0; i < m; ++i) {
         const float *ra = &opA[static_cast<size_t>(i) * k];
@@ -235,10 +230,10 @@ const char *cublasGetStatusString(cublasStatus_t s) {
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
                            cublasOperation_t transb, int m, int n, int k,
                            const float *alpha, const float *A, int lda,
-                           const float *B, int ldb, const float *beta,
-                           float *C, int ldc) {
-  return gemm(handle, transa, transb, m, n, k, alpha, A, CUDA_R_32F, lda, 0,
-              B, CUDA_R_32F, ldb, 0, beta, C, CUDA_R_32F, ldc, 0, 1);
+                           const float *B, int ldb, const float *beta, float *C,
+                           int ldc) {
+  return gemm(handle, transa, transb, m, n, k, alpha, A, CUDA_R_32F, lda, 0, B,
+              CUDA_R_32F, ldb, 0, beta, C, CUDA_R_32F, ldc, 0, 1);
 }
 
 cublasStatus_t cublasSgemmStridedBatched(

@@ -428,8 +428,8 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start,
     return setLastError(cudaErrorInvalidResourceHandle);
   if (!start->recorded || !end->recorded)
     return setLastError(cudaErrorInvalidResourceHandle);
-  *ms = std::chrono::duration<float, std::milli>(end->when - start->when)
-            .count();
+  *ms =
+      std::chrono::duration<float, std::milli>(end->when - start->when).count();
   return cudaSuccess;
 }
 

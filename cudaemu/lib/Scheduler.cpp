@@ -165,8 +165,7 @@ void onSegv(int sig, siginfo_t *info, void *uctx) {
       gOldSegv.sa_sigaction(sig, info, uctx);
       return;
     }
-  } else if (gOldSegv.sa_handler != SIG_DFL &&
-             gOldSegv.sa_handler != SIG_IGN) {
+  } else if (gOldSegv.sa_handler != SIG_DFL && gOldSegv.sa_handler != SIG_IGN) {
     gOldSegv.sa_handler(sig);
     return;
   }
@@ -205,9 +204,10 @@ void readScheduleFromEnv() {
       gSchedule = Schedule::Reverse;
     else if (v.rfind("shuffle", 0) == 0) {
       gSchedule = Schedule::Shuffle;
-      gSeed = v.size() > 8 ? static_cast<unsigned>(
-                                 std::strtoul(v.c_str() + 8, nullptr, 10))
-                           : 0;
+      gSeed =
+          v.size() > 8
+              ? static_cast<unsigned>(std::strtoul(v.c_str() + 8, nullptr, 10))
+              : 0;
     }
   });
 }
@@ -390,16 +390,15 @@ struct StatsAtExit {
     const char *s = std::getenv("MIXQ_EMU_STATS");
     if (!s || std::string(s) != "1")
       return;
-    std::fprintf(stderr,
-                 "mixq cuda emulator: %llu launches, %llu blocks, %llu "
-                 "threads, %llu fiber switches, mma_sync %llu computed / "
-                 "%llu shared\n",
-                 (unsigned long long)gStats.launches,
-                 (unsigned long long)gStats.blocks,
-                 (unsigned long long)gStats.threads,
-                 (unsigned long long)gStats.switches,
-                 (unsigned long long)gStats.mmaComputed,
-                 (unsigned long long)gStats.mmaShared);
+    std::fprintf(
+        stderr,
+        "mixq cuda emulator: %llu launches, %llu blocks, %llu "
+        "threads, %llu fiber switches, mma_sync %llu computed / "
+        "%llu shared\n",
+        (unsigned long long)gStats.launches, (unsigned long long)gStats.blocks,
+        (unsigned long long)gStats.threads, (unsigned long long)gStats.switches,
+        (unsigned long long)gStats.mmaComputed,
+        (unsigned long long)gStats.mmaShared);
   }
 } gStatsAtExit;
 
@@ -572,8 +571,8 @@ cudaError_t checkLaunch(dim3 grid, dim3 block, size_t shmem,
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   if (block.x == 0 || block.y == 0 || block.z == 0 || block.x > 1024 ||
       block.y > 1024 || block.z > 64 || threads > 1024 || grid.x == 0 ||
-      grid.y == 0 || grid.z == 0 || grid.x > 2147483647u ||
-      grid.y > 65535u || grid.z > 65535u)
+      grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535u ||
+      grid.z > 65535u)
     return setLastError(cudaErrorInvalidConfiguration);
   if (shmem > 48 * 1024)
     return setLastError(cudaErrorInvalidValue);

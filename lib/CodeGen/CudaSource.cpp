@@ -427,7 +427,8 @@ __host__ __device__ __forceinline__ float bitsToFloat(unsigned bits) {
 /// self-contained, so this is include/mixq/Cuda/Launch.h's template written
 /// into mixq_kernels.h): a real launch under nvcc, the CPU emulator's under
 /// MIXQ_CUDA_EMU (docs/cuda.md, "Emulator").
-static const char kLaunchTemplate[] = R"h(/* C++ compiled by nvcc (.cu) or for the CPU emulator; not in host-only C
+static const char kLaunchTemplate[] = R"h(
+/* C++ compiled by nvcc (.cu) or for the CPU emulator; not in host-only C
    or C++ (a .cpp that only calls the launchers has no kernel to launch). */
 #if defined(__cplusplus) && (defined(__CUDACC__) || defined(MIXQ_CUDA_EMU))
 #include <utility>

@@ -24,8 +24,7 @@
 namespace {
 
 /// Device buffer of n T's, filled from / read back to host vectors.
-template <typename T>
-struct DeviceBuffer {
+template <typename T> struct DeviceBuffer {
   T *p = nullptr;
   size_t n = 0;
   explicit DeviceBuffer(size_t count) : n(count) {
@@ -80,8 +79,8 @@ __global__ void reduceKernel(const float *in, float *out, bool withBarriers) {
 std::vector<float> reduceOnEmulator(const std::vector<float> &in,
                                     unsigned blocks, bool withBarriers) {
   DeviceBuffer<float> din(in), dout(blocks);
-  EXPECT_EQ(mixq_emu::launch(reduceKernel, dim3(blocks), dim3(256), 0,
-                             nullptr, din.p, dout.p, withBarriers),
+  EXPECT_EQ(mixq_emu::launch(reduceKernel, dim3(blocks), dim3(256), 0, nullptr,
+                             din.p, dout.p, withBarriers),
             cudaSuccess);
   return dout.read();
 }
@@ -138,8 +137,7 @@ TEST_F(CudaEmu, MissingBarrierGivesWrongSumInForwardAndShuffledOrder) {
 
 /// out[i] = in[i] + in[i - 1] through shared memory; `withBarrier` false
 /// drops the barrier between the write and the neighbour's read.
-__global__ void neighbourKernel(const float *in, float *out,
-                                bool withBarrier) {
+__global__ void neighbourKernel(const float *in, float *out, bool withBarrier) {
   __shared__ float s[128];
   const unsigned t = threadIdx.x;
   s[t] = in[t];
@@ -205,15 +203,15 @@ __global__ void emptyKernelForReset() {}
 
 /// Every shuffle flavour and vote; lane-dependent inputs, 64 threads.
 struct ShuffleOut {
-  int idx;          // __shfl_sync(v, (lane + 3) % 32)
-  int up;           // __shfl_up_sync(v, 2)
-  int down;         // __shfl_down_sync(v, 5)
-  float xor8;       // __shfl_xor_sync(f, 5, width 8)
-  unsigned idx16;   // __shfl_sync(u, 17, width 16)
-  unsigned ballot;  // lanes with lane % 3 == 0
-  int any;          // lane == 31 somewhere
-  int all;          // every lane != 4
-  long long wide;   // 8-byte value, __shfl_down_sync(..., 1)
+  int idx;         // __shfl_sync(v, (lane + 3) % 32)
+  int up;          // __shfl_up_sync(v, 2)
+  int down;        // __shfl_down_sync(v, 5)
+  float xor8;      // __shfl_xor_sync(f, 5, width 8)
+  unsigned idx16;  // __shfl_sync(u, 17, width 16)
+  unsigned ballot; // lanes with lane % 3 == 0
+  int any;         // lane == 31 somewhere
+  int all;         // every lane != 4
+  long long wide;  // 8-byte value, __shfl_down_sync(..., 1)
 };
 
 __global__ void shuffleKernel(ShuffleOut *out) {
@@ -236,8 +234,7 @@ __global__ void shuffleKernel(ShuffleOut *out) {
 
 TEST_F(CudaEmu, ShufflesAndVotesFollowCudaSemantics) {
   DeviceBuffer<ShuffleOut> d(64);
-  ASSERT_EQ(mixq_emu::launch(shuffleKernel, dim3(1), dim3(64), 0, nullptr,
-                             d.p),
+  ASSERT_EQ(mixq_emu::launch(shuffleKernel, dim3(1), dim3(64), 0, nullptr, d.p),
             cudaSuccess);
   std::vector<ShuffleOut> out = d.read();
   unsigned ballot = 0;
@@ -276,9 +273,9 @@ __global__ void halfWarpKernel(int *out) {
 
 TEST_F(CudaEmu, HalfWarpMaskShufflesAmongItsLanes) {
   DeviceBuffer<int> d(32);
-  ASSERT_EQ(mixq_emu::launch(halfWarpKernel, dim3(1), dim3(32), 0, nullptr,
-                             d.p),
-            cudaSuccess);
+  ASSERT_EQ(
+      mixq_emu::launch(halfWarpKernel, dim3(1), dim3(32), 0, nullptr, d.p),
+      cudaSuccess);
   std::vector<int> out = d.read();
   for (int l = 0; l < 32; ++l)
     EXPECT_EQ(out[l], l < 16 ? 120 : -l) << l;
@@ -326,8 +323,7 @@ TEST_F(CudaEmu, BarrierAfterEarlyExitIsALaunchFailure) {
   EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
   void *p = nullptr;
   EXPECT_EQ(cudaMalloc(&p, 16), cudaErrorLaunchFailure);
-  EXPECT_EQ(mixq_emu::launch(emptyKernelForReset, dim3(1), dim3(1), 0,
-                             nullptr),
+  EXPECT_EQ(mixq_emu::launch(emptyKernelForReset, dim3(1), dim3(1), 0, nullptr),
             cudaErrorLaunchFailure);
   EXPECT_EQ(cudaDeviceReset(), cudaSuccess);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -336,9 +332,9 @@ TEST_F(CudaEmu, BarrierAfterEarlyExitIsALaunchFailure) {
 
 TEST_F(CudaEmu, DeadlockIsALaunchFailure) {
   DeviceBuffer<int> d(64);
-  EXPECT_EQ(mixq_emu::launch(deadlockKernel, dim3(1), dim3(64), 0, nullptr,
-                             d.p),
-            cudaErrorLaunchFailure);
+  EXPECT_EQ(
+      mixq_emu::launch(deadlockKernel, dim3(1), dim3(64), 0, nullptr, d.p),
+      cudaErrorLaunchFailure);
   EXPECT_EQ(cudaDeviceReset(), cudaSuccess);
   d.p = nullptr;
 }
@@ -432,8 +428,7 @@ TEST_F(CudaEmu, AtomicsCountEveryThread) {
   AtomicOut init{};
   init.min = 1 << 30;
   DeviceBuffer<AtomicOut> d(std::vector<AtomicOut>{init});
-  ASSERT_EQ(mixq_emu::launch(atomicKernel, dim3(4), dim3(256), 0, nullptr,
-                             d.p),
+  ASSERT_EQ(mixq_emu::launch(atomicKernel, dim3(4), dim3(256), 0, nullptr, d.p),
             cudaSuccess);
   AtomicOut o = d.read()[0];
   EXPECT_EQ(o.f, 512.0f);
@@ -463,7 +458,8 @@ template <typename T, typename LA, typename LB>
 __global__ void wmmaKernel(const T *a, const T *b, const float *c, float *d,
                            bool cRowMajor) {
   const int w = threadIdx.x / 32;
-  const wmma::layout_t cl = cRowMajor ? wmma::mem_row_major : wmma::mem_col_major;
+  const wmma::layout_t cl =
+      cRowMajor ? wmma::mem_row_major : wmma::mem_col_major;
   wmma::fragment<wmma::matrix_a, 16, 16, 16, T, LA> fa;
   wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LB> fb;
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
@@ -477,8 +473,7 @@ __global__ void wmmaKernel(const T *a, const T *b, const float *c, float *d,
   wmma::store_matrix_sync(d + w * 16 * 20, fc, 20, cl);
 }
 
-template <typename T, typename LA, typename LB>
-void checkWmma(bool cRowMajor) {
+template <typename T, typename LA, typename LB> void checkWmma(bool cRowMajor) {
   constexpr bool aRow = std::is_same<LA, wmma::row_major>::value;
   constexpr bool bRow = std::is_same<LB, wmma::row_major>::value;
   const int warps = 2;
@@ -581,10 +576,10 @@ TEST_F(CudaEmu, HalfRoundsToNearestEvenWithSubnormalsAndOverflow) {
     unsigned short out;
   } cases[] = {
       {1.0f, 0x3c00},
-      {65504.0f, 0x7bff},          // largest half
-      {65519.99f, 0x7bff},         // below the halfway point to 65536
-      {65520.0f, 0x7c00},          // halfway, rounds (to even) to infinity
-      {1e10f, 0x7c00},             // overflow
+      {65504.0f, 0x7bff},  // largest half
+      {65519.99f, 0x7bff}, // below the halfway point to 65536
+      {65520.0f, 0x7c00},  // halfway, rounds (to even) to infinity
+      {1e10f, 0x7c00},     // overflow
       {-1e10f, 0xfc00},
       {std::ldexp(1.0f, -24), 0x0001},        // smallest subnormal
       {std::ldexp(1.0f, -25), 0x0000},        // halfway to it: even (zero)
@@ -669,8 +664,8 @@ TEST_F(CudaEmu, SgemmStridedBatchedMatchesNaiveReferenceForAllOps) {
         DeviceBuffer<float> da(a), db(b), dc(c);
         const float alpha = 0.5f;
         ASSERT_EQ(cublasSgemmStridedBatched(h, ta, tb, m, n, k, &alpha, da.p,
-                                            lda, sA, db.p, ldb, sB, &beta,
-                                            dc.p, ldc, sC, batch),
+                                            lda, sA, db.p, ldb, sB, &beta, dc.p,
+                                            ldc, sC, batch),
                   CUBLAS_STATUS_SUCCESS);
         std::vector<float> out = dc.read();
         for (int bi = 0; bi < batch; ++bi)
@@ -690,7 +685,8 @@ TEST_F(CudaEmu, SgemmStridedBatchedMatchesNaiveReferenceForAllOps) {
         // Padding between columns and batches is left alone.
         for (int bi = 0; bi < batch; ++bi)
           for (int j = 0; j < n; ++j)
-            for (int i = m; i < ldc && bi * sC + j * ldc + i < sC * batch; ++i) {
+            for (int i = m; i < ldc && bi * sC + j * ldc + i < sC * batch;
+                 ++i) {
               const size_t ci = bi * sC + static_cast<size_t>(j) * ldc + i;
               if (beta != 0.0f)
                 EXPECT_EQ(out[ci], c[ci]);
@@ -741,7 +737,8 @@ TEST_F(CudaEmu, GemmExReadsHalfTypesAndRoundsTheOutputOnce) {
         sb += __bfloat162float(ab[p * m + i]) * __bfloat162float(bb[j * k + p]);
       }
       EXPECT_EQ(c[j * m + i], sh) << i << "," << j;
-      EXPECT_EQ(cb[j * m + i].__x, __float2bfloat16_rn(sb).__x) << i << "," << j;
+      EXPECT_EQ(cb[j * m + i].__x, __float2bfloat16_rn(sb).__x)
+          << i << "," << j;
     }
   // Unsupported: mixed input types, a 16-bit compute type.
   EXPECT_EQ(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, dab.p,
@@ -763,26 +760,26 @@ TEST_F(CudaEmu, CublasRejectsBadArgumentsAndHostPointers) {
   DeviceBuffer<float> a(16), b(16), c(16);
   const float one = 1.0f, zero = 0.0f;
   // lda < m for a non-transposed A.
-  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a.p, 3,
-                        b.p, 4, &zero, c.p, 4),
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a.p, 3, b.p,
+                        4, &zero, c.p, 4),
             CUBLAS_STATUS_INVALID_VALUE);
   EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, -1, 4, 4, &one, a.p, 4,
                         b.p, 4, &zero, c.p, 4),
             CUBLAS_STATUS_INVALID_VALUE);
   // A 4x4 product does not fit the 16 floats when ldc = 5.
-  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a.p, 4,
-                        b.p, 4, &zero, c.p, 5),
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a.p, 4, b.p,
+                        4, &zero, c.p, 5),
             CUBLAS_STATUS_EXECUTION_FAILED);
   std::vector<float> host(16);
-  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one,
-                        host.data(), 4, b.p, 4, &zero, c.p, 4),
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, host.data(),
+                        4, b.p, 4, &zero, c.p, 4),
             CUBLAS_STATUS_EXECUTION_FAILED);
-  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 0, 4, 4, &one, a.p, 4,
-                        b.p, 4, &zero, c.p, 4),
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 0, 4, 4, &one, a.p, 4, b.p,
+                        4, &zero, c.p, 4),
             CUBLAS_STATUS_SUCCESS);
   EXPECT_EQ(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
-  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a.p, 4,
-                        b.p, 4, &zero, c.p, 4),
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a.p, 4, b.p,
+                        4, &zero, c.p, 4),
             CUBLAS_STATUS_NOT_INITIALIZED);
 }
 
@@ -806,9 +803,9 @@ TEST_F(CudaEmu, RuntimeMemoryCallsCheckTheirPointers) {
   // Past the end of the allocation, or a host pointer as the device side.
   EXPECT_EQ(cudaMemcpy(p, host.data(), 1001, cudaMemcpyHostToDevice),
             cudaErrorInvalidValue);
-  EXPECT_EQ(cudaMemcpy(host.data(), host.data() + 1000, 8,
-                       cudaMemcpyDeviceToHost),
-            cudaErrorInvalidValue);
+  EXPECT_EQ(
+      cudaMemcpy(host.data(), host.data() + 1000, 8, cudaMemcpyDeviceToHost),
+      cudaErrorInvalidValue);
   EXPECT_EQ(cudaMemset(host.data(), 0, 8), cudaErrorInvalidValue);
   // The last error is kept until read, then cleared (not sticky).
   EXPECT_EQ(cudaPeekAtLastError(), cudaErrorInvalidValue);
@@ -883,11 +880,9 @@ TEST_F(CudaEmu, BadGeometryIsInvalidConfiguration) {
   EXPECT_EQ(cudaGetLastError(), cudaSuccess); // launch returned and cleared it
   EXPECT_EQ(mixq_emu::launch(emptyKernel, dim3(0), dim3(32), 0, nullptr),
             cudaErrorInvalidConfiguration);
-  EXPECT_EQ(mixq_emu::launch(emptyKernel, dim3(1, 65536), dim3(32), 0,
-                             nullptr),
+  EXPECT_EQ(mixq_emu::launch(emptyKernel, dim3(1, 65536), dim3(32), 0, nullptr),
             cudaErrorInvalidConfiguration);
-  EXPECT_EQ(mixq_emu::launch(emptyKernel, dim3(1), dim3(32, 32, 2), 0,
-                             nullptr),
+  EXPECT_EQ(mixq_emu::launch(emptyKernel, dim3(1), dim3(32, 32, 2), 0, nullptr),
             cudaErrorInvalidConfiguration);
   EXPECT_EQ(mixq_emu::launch(emptyKernel, dim3(1), dim3(1024), 0, nullptr),
             cudaSuccess);

@@ -35,9 +35,8 @@ int main(int argc, char **argv) {
     const __nv_bfloat16 b = __float2bfloat16_rn(f);
     unsigned short cudaB;
     std::memcpy(&cudaB, &b, 2);
-    const unsigned short emuB =
-        flip ? static_cast<unsigned short>(u >> 16)
-             : mixq_emu::floatToBf16Bits(f);
+    const unsigned short emuB = flip ? static_cast<unsigned short>(u >> 16)
+                                     : mixq_emu::floatToBf16Bits(f);
     if (cudaB != emuB && bf16Bad++ < 3)
       std::printf("float %08x -> bf16: CUDA %04x, emulator %04x\n", u, cudaB,
                   emuB);
