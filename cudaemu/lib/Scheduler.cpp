@@ -583,12 +583,15 @@ cudaError_t checkLaunch(dim3 grid, dim3 block, size_t shmem,
 
 cudaError_t runGrid(dim3 grid, dim3 block, size_t shmem, KernelThunk thunk,
                     void *closure) {
-  std::lock_guard<std::mutex> lock(gLaunchMutex);
-  if (gB.cur) {
+  // A launch from inside a kernel would wait for its own lock.
+  static thread_local bool tLaunching = false;
+  if (tLaunching) {
     std::fprintf(stderr, "mixq cuda emulator: a kernel launched from device "
                          "code (dynamic parallelism) is not supported\n");
     std::abort();
   }
+  std::lock_guard<std::mutex> lock(gLaunchMutex);
+  tLaunching = true;
   readScheduleFromEnv();
   installOverflowReport();
   const unsigned threads = block.x * block.y * block.z;
@@ -616,6 +619,7 @@ cudaError_t runGrid(dim3 grid, dim3 block, size_t shmem, KernelThunk thunk,
       }
   gB.thunk = nullptr;
   gB.closure = nullptr;
+  tLaunching = false;
   if (!ok) {
     for (unsigned i = 0; i < threads; ++i)
       releaseStack(gB.fibers[i]);

@@ -529,6 +529,67 @@ TEST_F(CudaEmu, WmmaMatchesScalarReferenceForEveryLayout) {
   }
 }
 
+/// Lane 0 of each warp loads its A fragment from a different tile than the
+/// other lanes: undefined on a GPU; the emulator's shared mma_sync would
+/// hand lane 0's product to every lane, and Verify mode reports it.
+__global__ void divergentFragmentKernel(const __nv_bfloat16 *a,
+                                        const __nv_bfloat16 *b, float *d) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
+  wmma::fill_fragment(fc, 0.0f);
+  wmma::load_matrix_sync(fa, a + (threadIdx.x % 32 == 0 ? 256 : 0), 16);
+  wmma::load_matrix_sync(fb, b, 16);
+  wmma::mma_sync(fc, fa, fb, fc);
+  wmma::store_matrix_sync(d, fc, 16, wmma::mem_row_major);
+}
+
+TEST_F(CudaEmu, WmmaVerifyModeReportsLanesWithDifferentFragments) {
+  std::vector<__nv_bfloat16> a(512), b(256);
+  for (int i = 0; i < 512; ++i)
+    a[i] = __nv_bfloat16(static_cast<float>(i % 5));
+  for (int i = 0; i < 256; ++i)
+    b[i] = __nv_bfloat16(static_cast<float>(i % 3));
+  DeviceBuffer<__nv_bfloat16> da(a), db(b);
+  DeviceBuffer<float> dd(256);
+  EXPECT_EQ(mixq_emu::launch(divergentFragmentKernel, dim3(1), dim3(32), 0,
+                             nullptr, da.p, db.p, dd.p),
+            cudaSuccess); // shared: not detected
+  mixq_emu::setWmmaMode(mixq_emu::WmmaMode::Verify);
+  EXPECT_EQ(mixq_emu::launch(divergentFragmentKernel, dim3(1), dim3(32), 0,
+                             nullptr, da.p, db.p, dd.p),
+            cudaErrorLaunchFailure);
+  mixq_emu::setWmmaMode(mixq_emu::WmmaMode::Shared);
+  EXPECT_EQ(cudaDeviceReset(), cudaSuccess);
+  da.p = db.p = nullptr;
+  dd.p = nullptr;
+}
+
+__device__ int deepRecursion(int n) {
+  volatile char pad[1024];
+  pad[0] = static_cast<char>(n);
+  return n == 0 ? 0 : deepRecursion(n - 1) + pad[0];
+}
+
+__global__ void overflowKernel(int *out, int depth) {
+  out[threadIdx.x] = deepRecursion(depth);
+}
+
+TEST_F(CudaEmu, StackOverflowIsReportedNotACrashWithoutMessage) {
+  int *out = nullptr;
+  ASSERT_EQ(cudaMalloc(&out, sizeof(int)), cudaSuccess);
+  // 1 KiB frames, 256 KiB stacks: 1000 levels overflow into the guard page.
+  EXPECT_EXIT(
+      mixq_emu::launch(overflowKernel, dim3(1), dim3(1), 0, nullptr, out, 1000),
+      ::testing::ExitedWithCode(134),
+      "a GPU thread overflowed its fiber stack");
+  // 100 levels fit.
+  EXPECT_EQ(
+      mixq_emu::launch(overflowKernel, dim3(1), dim3(1), 0, nullptr, out, 100),
+      cudaSuccess);
+  EXPECT_EQ(cudaFree(out), cudaSuccess);
+}
+
 //===----------------------------------------------------------------------===//
 // bf16 / fp16 conversions (exhaustively against CUDA's own in
 // test/CodeGen/emu-conversions.test when nvcc is present)
