@@ -32,9 +32,9 @@ public:
                          sizeof(T) * std::max<size_t>(n_, 1)),
               cudaSuccess);
     if (n_) {
-      EXPECT_EQ(cudaMemcpy(p_, host.data(), sizeof(T) * n_,
-                           cudaMemcpyHostToDevice),
-                cudaSuccess);
+      EXPECT_EQ(
+          cudaMemcpy(p_, host.data(), sizeof(T) * n_, cudaMemcpyHostToDevice),
+          cudaSuccess);
     }
   }
   explicit Dev(size_t n) : Dev(std::vector<T>(n)) {}
@@ -45,9 +45,9 @@ public:
   std::vector<T> host() const {
     std::vector<T> h(n_);
     if (n_) {
-      EXPECT_EQ(cudaMemcpy(h.data(), p_, sizeof(T) * n_,
-                           cudaMemcpyDeviceToHost),
-                cudaSuccess);
+      EXPECT_EQ(
+          cudaMemcpy(h.data(), p_, sizeof(T) * n_, cudaMemcpyDeviceToHost),
+          cudaSuccess);
     }
     return h;
   }
@@ -96,18 +96,18 @@ TEST(DeviceOps, Embedding) {
   ops::embeddingForward(table.data(), dim, ids.data(), n, ref.data());
   Dev<float> dTable(table), out{size_t(n * dim)};
   Dev<int> dIds(ids);
-  ASSERT_EQ(dops::embeddingForward(dTable.get(), dim, dIds.get(), n,
-                                   out.get(), 0),
-            cudaSuccess);
+  ASSERT_EQ(
+      dops::embeddingForward(dTable.get(), dim, dIds.get(), n, out.get(), 0),
+      cudaSuccess);
   expectClose(out.host(), ref, 0.0, "embedding forward");
 
   std::vector<float> dOut = randomVec(rng, n * dim);
   std::vector<float> gradRef(vocab * dim, 0.5f);
   ops::embeddingBackward(dOut.data(), dim, ids.data(), n, gradRef.data());
   Dev<float> dG(std::vector<float>(vocab * dim, 0.5f)), dDOut(dOut);
-  ASSERT_EQ(dops::embeddingBackward(dDOut.get(), dim, dIds.get(), n, dG.get(),
-                                    0),
-            cudaSuccess);
+  ASSERT_EQ(
+      dops::embeddingBackward(dDOut.get(), dim, dIds.get(), n, dG.get(), 0),
+      cudaSuccess);
   expectClose(dG.host(), gradRef, kTol, "embedding backward");
 }
 
@@ -162,9 +162,9 @@ TEST(DeviceOps, RoPE) {
     ops::rope(ref.data(), n, heads, hd, pos.data(), theta, inverse);
     Dev<float> dx(x), dF(invFreq);
     Dev<int> dPos(pos);
-    ASSERT_EQ(dops::rope(dx.get(), n, heads, hd, dPos.get(), dF.get(),
-                         inverse, 0),
-              cudaSuccess);
+    ASSERT_EQ(
+        dops::rope(dx.get(), n, heads, hd, dPos.get(), dF.get(), inverse, 0),
+        cudaSuccess);
     expectClose(dx.host(), ref, kTol, inverse ? "rope inverse" : "rope");
   }
 }
@@ -207,8 +207,8 @@ TEST(DeviceOps, PackedGQAAttention) {
       gv(std::vector<float>(n * g * hd, 9.0f)), ds(size_t(off.back()));
   Dev<int64_t> dStart(start), dOff(off);
   dops::PackedSeqs seqs{dStart.get(), dOff.get(), S};
-  ASSERT_EQ(dops::attentionForward(dQ.get(), dK.get(), dV.get(), seqs, h, g,
-                                   hd, dOutD.get(), dP.get(), 0),
+  ASSERT_EQ(dops::attentionForward(dQ.get(), dK.get(), dV.get(), seqs, h, g, hd,
+                                   dOutD.get(), dP.get(), 0),
             cudaSuccess);
   expectClose(dOutD.host(), out, kTol, "attention out");
   expectClose(dP.host(), probs, kTol, "attention probs");
@@ -220,8 +220,8 @@ TEST(DeviceOps, PackedGQAAttention) {
   expectClose(gk.host(), dk, kTol, "attention dk");
   expectClose(gv.host(), dv, kTol, "attention dv");
   // h not a multiple of g is refused.
-  EXPECT_EQ(dops::attentionForward(dQ.get(), dK.get(), dV.get(), seqs, 3, 2,
-                                   hd, dOutD.get(), dP.get(), 0),
+  EXPECT_EQ(dops::attentionForward(dQ.get(), dK.get(), dV.get(), seqs, 3, 2, hd,
+                                   dOutD.get(), dP.get(), 0),
             cudaErrorInvalidValue);
 }
 
@@ -249,17 +249,16 @@ TEST(DeviceOps, SwiGLUDropoutAdd) {
   for (auto &m : mask)
     m = rng.uniform() >= 0.3f;
   std::vector<float> drop(count), acc = up;
-  ops::dropoutApply(gate.data(), mask.data(), 1.0f / 0.7f, count,
-                    drop.data());
+  ops::dropoutApply(gate.data(), mask.data(), 1.0f / 0.7f, count, drop.data());
   ops::dropoutApply(gate.data(), mask.data(), 1.0f / 0.7f, count, acc.data(),
                     true);
   Dev<uint8_t> dm(mask);
   Dev<float> dd{size_t(count)}, da(up);
-  ASSERT_EQ(dops::dropoutApply(g.get(), dm.get(), 1.0f / 0.7f, count,
-                               dd.get(), false, 0),
+  ASSERT_EQ(dops::dropoutApply(g.get(), dm.get(), 1.0f / 0.7f, count, dd.get(),
+                               false, 0),
             cudaSuccess);
-  ASSERT_EQ(dops::dropoutApply(g.get(), dm.get(), 1.0f / 0.7f, count,
-                               da.get(), true, 0),
+  ASSERT_EQ(dops::dropoutApply(g.get(), dm.get(), 1.0f / 0.7f, count, da.get(),
+                               true, 0),
             cudaSuccess);
   expectClose(dd.host(), drop, 0.0, "dropout");
   expectClose(da.host(), acc, 0.0, "dropout accumulate");
@@ -306,8 +305,8 @@ TEST(DeviceOps, CrossEntropy) {
   Dev<float> dl(logits);
   Dev<int> dt(tgt);
   Dev<double> rows{size_t(n)};
-  ASSERT_EQ(dops::crossEntropy(dl.get(), n, vocab, dt.get(), rows.get(),
-                               scale, true, 0),
+  ASSERT_EQ(dops::crossEntropy(dl.get(), n, vocab, dt.get(), rows.get(), scale,
+                               true, 0),
             cudaSuccess);
   double sum = 0.0;
   for (double r : rows.host())
@@ -316,8 +315,8 @@ TEST(DeviceOps, CrossEntropy) {
   expectClose(dl.host(), grad, kTol, "cross-entropy gradient");
   // Loss only: the logits stay.
   Dev<float> dl2(logits);
-  ASSERT_EQ(dops::crossEntropy(dl2.get(), n, vocab, dt.get(), rows.get(),
-                               scale, false, 0),
+  ASSERT_EQ(dops::crossEntropy(dl2.get(), n, vocab, dt.get(), rows.get(), scale,
+                               false, 0),
             cudaSuccess);
   expectClose(dl2.host(), logits, 0.0, "logits kept without gradient");
 }

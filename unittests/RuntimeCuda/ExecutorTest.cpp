@@ -105,14 +105,14 @@ protected:
       ASSERT_FALSE(ec);
       os << kConfig;
     }
-    ASSERT_TRUE(runTool("mixq-import", {ckpt.str().str(), "-o",
-                                        mlir.str().str()}));
-    ASSERT_TRUE(runTool(
-        "mixq-opt",
-        {mlir.str().str(), "--mixq-assign-config=config=" + cfg.str().str(),
-         "--mixq-emit-variant=out=" + variantDir.str().str(),
-         "--mixq-emit-kernels=out=" + variantDir.str().str(), "-o",
-         "/dev/null"}));
+    ASSERT_TRUE(
+        runTool("mixq-import", {ckpt.str().str(), "-o", mlir.str().str()}));
+    ASSERT_TRUE(runTool("mixq-opt",
+                        {mlir.str().str(),
+                         "--mixq-assign-config=config=" + cfg.str().str(),
+                         "--mixq-emit-variant=out=" + variantDir.str().str(),
+                         "--mixq-emit-kernels=out=" + variantDir.str().str(),
+                         "-o", "/dev/null"}));
     auto v = Variant::open(variantDir);
     ASSERT_TRUE(bool(v)) << toString(v.takeError());
     variant = std::move(*v);

@@ -1,4 +1,5 @@
-//===- Device.h - running a Model's training step on a device ----*- C++ -*-===//
+//===- Device.h - running a Model's training step on a device ----*- C++
+//-*-===//
 //
 // A DeviceExecutor runs the forward / backward and the loss of a built CPU
 // Model on an accelerator: it copies the frozen bases (the packed
@@ -80,8 +81,7 @@ struct DeviceOptions {
 /// Entry point each backend exports (extern "C"): returns a new executor for
 /// `model`, or null with `*error` set. `abiVersion` must equal
 /// kDeviceAbiVersion.
-using CreateDeviceExecutorFn = DeviceExecutor *(*)(int abiVersion,
-                                                   Model *model,
+using CreateDeviceExecutorFn = DeviceExecutor *(*)(int abiVersion, Model *model,
                                                    const DeviceOptions *opts,
                                                    std::string *error);
 constexpr int kDeviceAbiVersion = 1;

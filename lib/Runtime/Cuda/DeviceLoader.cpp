@@ -52,8 +52,8 @@ loadDeviceExecutor(DeviceKind kind, Model &model, const DeviceOptions &opts) {
   if (kind == DeviceKind::CPU)
     return createStringError(inconvertibleErrorCode(),
                              "the cpu device runs without an executor");
-  const char *file = kind == DeviceKind::Cuda ? "libMixQCudaExec.so"
-                                              : "libMixQCudaExecEmu.so";
+  const char *file =
+      kind == DeviceKind::Cuda ? "libMixQCudaExec.so" : "libMixQCudaExecEmu.so";
   std::vector<std::string> dirs;
   if (!opts.libraryDir.empty())
     dirs.push_back(opts.libraryDir);

@@ -126,9 +126,9 @@ __global__ void rmsNormBackwardKernel(const float *x, const float *w,
   }
 }
 
-__global__ void ropeKernel(float *x, int64_t n, int64_t heads,
-                           int64_t headDim, const int *positions,
-                           const float *invFreq, int inverse) {
+__global__ void ropeKernel(float *x, int64_t n, int64_t heads, int64_t headDim,
+                           const int *positions, const float *invFreq,
+                           int inverse) {
   const int64_t half = headDim / 2;
   for (int64_t e = globalThread(); e < n * heads * half; e += gridThreads()) {
     const int64_t i = e % half, th = e / half, t = th / heads;
@@ -262,9 +262,8 @@ __global__ void swigluBackwardKernel(const float *gate, const float *up,
   }
 }
 
-__global__ void dropoutKernel(const float *x, const uint8_t *mask,
-                              float scale, int64_t count, float *out,
-                              int accumulate) {
+__global__ void dropoutKernel(const float *x, const uint8_t *mask, float scale,
+                              int64_t count, float *out, int accumulate) {
   for (int64_t i = globalThread(); i < count; i += gridThreads()) {
     const float v = mask[i] ? x[i] * scale : 0.0f;
     out[i] = accumulate ? out[i] + v : v;
@@ -282,8 +281,8 @@ __global__ void gatherRowsKernel(const float *x, const int *rows, int64_t nr,
     out[i] = x[int64_t(rows[i / dim]) * dim + i % dim];
 }
 
-__global__ void scatterRowsKernel(const float *src, const int *rows,
-                                  int64_t nr, int64_t dim, float *dst) {
+__global__ void scatterRowsKernel(const float *src, const int *rows, int64_t nr,
+                                  int64_t dim, float *dst) {
   for (int64_t i = globalThread(); i < nr * dim; i += gridThreads())
     dst[int64_t(rows[i / dim]) * dim + i % dim] = src[i];
 }
@@ -330,16 +329,16 @@ cudaError_t embeddingForward(const float *table, int64_t dim, const int *ids,
                              int64_t n, float *out, cudaStream_t stream) {
   if (n * dim == 0)
     return cudaSuccess;
-  return launch(embeddingForwardKernel, eltGrid(n * dim), dim3(kEltThreads),
-                0, stream, table, dim, ids, n, out);
+  return launch(embeddingForwardKernel, eltGrid(n * dim), dim3(kEltThreads), 0,
+                stream, table, dim, ids, n, out);
 }
 
 cudaError_t embeddingBackward(const float *dOut, int64_t dim, const int *ids,
                               int64_t n, float *dTable, cudaStream_t stream) {
   if (n * dim == 0)
     return cudaSuccess;
-  return launch(embeddingBackwardKernel, eltGrid(n * dim), dim3(kEltThreads),
-                0, stream, dOut, dim, ids, n, dTable);
+  return launch(embeddingBackwardKernel, eltGrid(n * dim), dim3(kEltThreads), 0,
+                stream, dOut, dim, ids, n, dTable);
 }
 
 cudaError_t rmsNormForward(const float *x, const float *w, int64_t n,
@@ -347,8 +346,8 @@ cudaError_t rmsNormForward(const float *x, const float *w, int64_t n,
                            cudaStream_t stream) {
   if (n == 0)
     return cudaSuccess;
-  return launch(rmsNormForwardKernel, dim3(unsigned(n)), dim3(kRowThreads),
-                0, stream, x, w, dim, eps, y, rinv);
+  return launch(rmsNormForwardKernel, dim3(unsigned(n)), dim3(kRowThreads), 0,
+                stream, x, w, dim, eps, y, rinv);
 }
 
 cudaError_t rmsNormBackward(const float *x, const float *w, const float *rinv,
@@ -356,8 +355,8 @@ cudaError_t rmsNormBackward(const float *x, const float *w, const float *rinv,
                             bool accumulate, float *dw, cudaStream_t stream) {
   if (n == 0)
     return cudaSuccess;
-  return launch(rmsNormBackwardKernel, dim3(unsigned(n)), dim3(kRowThreads),
-                0, stream, x, w, rinv, dy, dim, dx, int(accumulate), dw);
+  return launch(rmsNormBackwardKernel, dim3(unsigned(n)), dim3(kRowThreads), 0,
+                stream, x, w, rinv, dy, dim, dx, int(accumulate), dw);
 }
 
 cudaError_t rope(float *x, int64_t n, int64_t heads, int64_t headDim,
@@ -366,14 +365,13 @@ cudaError_t rope(float *x, int64_t n, int64_t heads, int64_t headDim,
   const int64_t count = n * heads * (headDim / 2);
   if (count == 0)
     return cudaSuccess;
-  return launch(ropeKernel, eltGrid(count), dim3(kEltThreads), 0, stream, x,
-                n, heads, headDim, positions, invFreq, int(inverse));
+  return launch(ropeKernel, eltGrid(count), dim3(kEltThreads), 0, stream, x, n,
+                heads, headDim, positions, invFreq, int(inverse));
 }
 
 cudaError_t attentionForward(const float *q, const float *k, const float *v,
-                             PackedSeqs seqs, int64_t h, int64_t g,
-                             int64_t hd, float *out, float *probs,
-                             cudaStream_t stream) {
+                             PackedSeqs seqs, int64_t h, int64_t g, int64_t hd,
+                             float *out, float *probs, cudaStream_t stream) {
   if (seqs.numSeqs == 0 || h == 0)
     return cudaSuccess;
   if (g <= 0 || h % g != 0)
@@ -385,9 +383,9 @@ cudaError_t attentionForward(const float *q, const float *k, const float *v,
 
 cudaError_t attentionBackward(const float *q, const float *k, const float *v,
                               const float *probs, const float *dOut,
-                              PackedSeqs seqs, int64_t h, int64_t g,
-                              int64_t hd, float *dq, float *dk, float *dv,
-                              float *dsScratch, cudaStream_t stream) {
+                              PackedSeqs seqs, int64_t h, int64_t g, int64_t hd,
+                              float *dq, float *dk, float *dv, float *dsScratch,
+                              cudaStream_t stream) {
   if (seqs.numSeqs == 0 || h == 0)
     return cudaSuccess;
   if (g <= 0 || h % g != 0)
@@ -420,8 +418,8 @@ cudaError_t dropoutApply(const float *x, const uint8_t *mask, float scale,
                          cudaStream_t stream) {
   if (count == 0)
     return cudaSuccess;
-  return launch(dropoutKernel, eltGrid(count), dim3(kEltThreads), 0, stream,
-                x, mask, scale, count, out, int(accumulate));
+  return launch(dropoutKernel, eltGrid(count), dim3(kEltThreads), 0, stream, x,
+                mask, scale, count, out, int(accumulate));
 }
 
 cudaError_t addInPlace(float *y, const float *x, int64_t count,
@@ -432,8 +430,8 @@ cudaError_t addInPlace(float *y, const float *x, int64_t count,
                 count);
 }
 
-cudaError_t gatherRows(const float *x, const int *rows, int64_t nr,
-                       int64_t dim, float *out, cudaStream_t stream) {
+cudaError_t gatherRows(const float *x, const int *rows, int64_t nr, int64_t dim,
+                       float *out, cudaStream_t stream) {
   if (nr * dim == 0)
     return cudaSuccess;
   return launch(gatherRowsKernel, eltGrid(nr * dim), dim3(kEltThreads), 0,

@@ -1,4 +1,5 @@
-//===- DeviceOps.h - the decoder's operations on a CUDA device ---*- C++ -*-===//
+//===- DeviceOps.h - the decoder's operations on a CUDA device ---*- C++
+//-*-===//
 //
 // Device counterparts of include/mixq/Runtime/Ops.h for the CUDA executor
 // (Executor.cpp): the same math on row-major f32 device arrays, one row per
@@ -56,18 +57,17 @@ struct PackedSeqs {
 /// of each sequence (zero above the diagonal). One block per
 /// (sequence, head), softmax in f32.
 cudaError_t attentionForward(const float *q, const float *k, const float *v,
-                             PackedSeqs seqs, int64_t h, int64_t g,
-                             int64_t hd, float *out, float *probs,
-                             cudaStream_t stream);
+                             PackedSeqs seqs, int64_t h, int64_t g, int64_t hd,
+                             float *out, float *probs, cudaStream_t stream);
 /// Backward given the saved probs: dq [n, h*hd], dk, dv [n, g*hd]
 /// (overwritten). dsScratch has as many floats as probs. One block per
 /// (sequence, kv head): the kv head's dk / dv rows are written by that block
 /// only, so no atomics.
 cudaError_t attentionBackward(const float *q, const float *k, const float *v,
                               const float *probs, const float *dOut,
-                              PackedSeqs seqs, int64_t h, int64_t g,
-                              int64_t hd, float *dq, float *dk, float *dv,
-                              float *dsScratch, cudaStream_t stream);
+                              PackedSeqs seqs, int64_t h, int64_t g, int64_t hd,
+                              float *dq, float *dk, float *dv, float *dsScratch,
+                              cudaStream_t stream);
 
 /// out = silu(gate) * up.
 cudaError_t swigluForward(const float *gate, const float *up, int64_t count,
@@ -86,8 +86,8 @@ cudaError_t addInPlace(float *y, const float *x, int64_t count,
                        cudaStream_t stream);
 
 /// out[i, :] = x[rows[i], :] for i < nr.
-cudaError_t gatherRows(const float *x, const int *rows, int64_t nr,
-                       int64_t dim, float *out, cudaStream_t stream);
+cudaError_t gatherRows(const float *x, const int *rows, int64_t nr, int64_t dim,
+                       float *out, cudaStream_t stream);
 /// dst[rows[i], :] = src[i, :] (rows distinct).
 cudaError_t scatterRows(const float *src, const int *rows, int64_t nr,
                         int64_t dim, float *dst, cudaStream_t stream);

@@ -220,13 +220,22 @@ std::vector<std::string> kernelCompileCommand(StringRef kernelsDir,
           MIXQ_EXEC_EMU_LIBRARY,
           ("-Wl,-rpath," + libDir).str()};
 #else
-  std::string arch = formatv("arch=compute_{0}{1},code=sm_{0}{1}", ccMajor,
-                             ccMinor)
-                         .str();
-  return {MIXQ_EXEC_NVCC, "-std=c++17", "-O3",   "-shared",
-          "-Xcompiler",   "-fPIC",      "-cudart", "shared",
-          "-gencode",     arch,         ("-I" + kernelsDir).str(),
-          "-o",           out.str(),    all.str().str()};
+  std::string arch =
+      formatv("arch=compute_{0}{1},code=sm_{0}{1}", ccMajor, ccMinor).str();
+  return {MIXQ_EXEC_NVCC,
+          "-std=c++17",
+          "-O3",
+          "-shared",
+          "-Xcompiler",
+          "-fPIC",
+          "-cudart",
+          "shared",
+          "-gencode",
+          arch,
+          ("-I" + kernelsDir).str(),
+          "-o",
+          out.str(),
+          all.str().str()};
 #endif
 }
 
@@ -278,8 +287,8 @@ int runCommand(ArrayRef<std::string> cmd, std::string &output) {
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
                                           StringRef(log)};
   std::string msg;
-  int rc = sys::ExecuteAndWait(*prog, args, std::nullopt, redirects, 0, 0,
-                               &msg);
+  int rc =
+      sys::ExecuteAndWait(*prog, args, std::nullopt, redirects, 0, 0, &msg);
   output = msg;
   if (auto b = MemoryBuffer::getFile(log))
     output += (*b)->getBuffer().take_back(4000).str();
@@ -306,10 +315,9 @@ Expected<bool> generateKernels(StringRef variantDir, bool verbose) {
     if (!sys::fs::can_execute(opt))
       return false;
   }
-  std::vector<std::string> cmd = {opt.str().str(), mlir.str().str(),
-                                   ("--mixq-emit-kernels=out=" + variantDir)
-                                       .str(),
-                                   "-o", "/dev/null"};
+  std::vector<std::string> cmd = {
+      opt.str().str(), mlir.str().str(),
+      ("--mixq-emit-kernels=out=" + variantDir).str(), "-o", "/dev/null"};
   if (verbose)
     errs() << "mixq-run: generating the kernels of '" << variantDir
            << "': " << joinCommand(cmd) << "\n";
@@ -363,12 +371,12 @@ Expected<void *> loadKernelLibrary(StringRef variantDir, int ccMajor,
   if (!key)
     return key.takeError();
   SmallString<256> lib(cacheDir);
-  sys::path::append(lib, formatv("all-{0}-{1:x16}.so", kBackendName, *key)
-                             .str());
+  sys::path::append(lib,
+                    formatv("all-{0}-{1:x16}.so", kBackendName, *key).str());
   if (!sys::fs::exists(lib)) {
     SmallString<256> tmp;
-    if (std::error_code ec = sys::fs::createUniqueFile(
-            lib + ".tmp-%%%%%%", tmp))
+    if (std::error_code ec =
+            sys::fs::createUniqueFile(lib + ".tmp-%%%%%%", tmp))
       return execError("cannot create '" + lib + ".tmp': " + ec.message());
     std::vector<std::string> cmd =
         kernelCompileCommand(kdir, tmp, ccMajor, ccMinor);
@@ -400,8 +408,7 @@ readKernelManifest(StringRef variantDir) {
   sys::path::append(path, "kernels", "manifest.json");
   auto buf = MemoryBuffer::getFile(path);
   if (!buf)
-    return execError("cannot read '" + path +
-                     "': " + buf.getError().message());
+    return execError("cannot read '" + path + "': " + buf.getError().message());
   auto v = json::parse((*buf)->getBuffer());
   if (!v)
     return execError("'" + path + "': " + toString(v.takeError()));
@@ -483,10 +490,10 @@ public:
 
 private:
   Error checkSupported();
-  Error setupLinear(DevLinear &dl, LinearLayer &lin,
-                    const std::map<std::pair<int64_t, std::string>,
-                                   std::string> &names,
-                    MixQCudaFindKernelFn find);
+  Error setupLinear(
+      DevLinear &dl, LinearLayer &lin,
+      const std::map<std::pair<int64_t, std::string>, std::string> &names,
+      MixQCudaFindKernelFn find);
   Error uploadParameters();
   Error ensureWorkspace(int64_t rows);
   Error gemmXWt(const float *x, const float *w, int64_t n, int64_t in,
@@ -515,9 +522,8 @@ Error CudaExecutor::checkSupported() {
   // Everything the device path does not run is refused here, before any
   // device work, naming the feature.
   auto unsupported = [&](const Twine &what) {
-    return execError(Twine("--device ") + kBackendName +
-                     " does not support " + what +
-                     " (run it with --device cpu)");
+    return execError(Twine("--device ") + kBackendName + " does not support " +
+                     what + " (run it with --device cpu)");
   };
   for (DecoderLayer &L : model_.layers()) {
     if (!L.dNorm1.empty() || !L.dNorm2.empty())
@@ -542,18 +548,18 @@ Error CudaExecutor::init() {
   cudaError_t st = cudaGetDeviceCount(&count);
   if (st != cudaSuccess || count == 0) {
     cudaGetLastError();
-    return execError(formatv("no CUDA device: cudaGetDeviceCount {0} ({1} "
-                             "devices); --device {2} needs a GPU (use "
-                             "--device cpu, or cuda-emu to test on the CPU "
-                             "emulator)",
-                             st == cudaSuccess ? "found none"
-                                               : cudaGetErrorString(st),
-                             count, kBackendName));
+    return execError(
+        formatv("no CUDA device: cudaGetDeviceCount {0} ({1} "
+                "devices); --device {2} needs a GPU (use "
+                "--device cpu, or cuda-emu to test on the CPU "
+                "emulator)",
+                st == cudaSuccess ? "found none" : cudaGetErrorString(st),
+                count, kBackendName));
   }
   MIXQ_TRY(cudaCheck(cudaSetDevice(0), "cudaSetDevice"));
   cudaDeviceProp prop;
-  MIXQ_TRY(cudaCheck(cudaGetDeviceProperties(&prop, 0),
-                     "cudaGetDeviceProperties"));
+  MIXQ_TRY(
+      cudaCheck(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties"));
   deviceName_ = prop.name;
   MIXQ_TRY(blasCheck(cublasCreate(&blas_), "cublasCreate"));
 
@@ -580,18 +586,18 @@ Error CudaExecutor::init() {
   const int64_t half = c.headDim / 2;
   std::vector<float> invFreq(half);
   for (int64_t i = 0; i < half; ++i)
-    invFreq[i] = float(1.0 / std::pow(c.ropeTheta,
-                                      double(2 * i) / double(c.headDim)));
+    invFreq[i] =
+        float(1.0 / std::pow(c.ropeTheta, double(2 * i) / double(c.headDim)));
   MIXQ_TRY(invFreq_.fill(mem_, MemCategory::Weights, invFreq.data(), half,
                          "rope frequencies"));
   layers_.resize(model_.layers().size());
   for (size_t l = 0; l < layers_.size(); ++l) {
     DecoderLayer &L = model_.layers()[l];
     DevLayer &D = layers_[l];
-    MIXQ_TRY(D.norm1.fill(mem_, MemCategory::Weights, L.norm1.data(), d,
-                          "norm"));
-    MIXQ_TRY(D.norm2.fill(mem_, MemCategory::Weights, L.norm2.data(), d,
-                          "norm"));
+    MIXQ_TRY(
+        D.norm1.fill(mem_, MemCategory::Weights, L.norm1.data(), d, "norm"));
+    MIXQ_TRY(
+        D.norm2.fill(mem_, MemCategory::Weights, L.norm2.data(), d, "norm"));
     for (int r = 0; r < kNumProjectionRoles; ++r)
       MIXQ_TRY(setupLinear(D.proj[r], L.proj[r], *names, find));
   }
@@ -613,10 +619,9 @@ Error CudaExecutor::setupLinear(
     return dl.dense.fill(mem_, MemCategory::Weights, lin.dense.data(),
                          lin.out * lin.in, "f32 weight");
   }
-  const std::string where =
-      formatv("linear '{0}' (layer {1}, {2})", lin.weightName, lin.layer,
-              lin.role)
-          .str();
+  const std::string where = formatv("linear '{0}' (layer {1}, {2})",
+                                    lin.weightName, lin.layer, lin.role)
+                                .str();
   auto it = names.find({lin.layer, lin.role});
   if (it == names.end())
     return execError(formatv("variant '{0}': kernels/manifest.json names no "
@@ -637,8 +642,8 @@ Error CudaExecutor::setupLinear(
   if (k.out != lin.out || k.in != lin.in || k.format != format ||
       k.adapter != adapter ||
       (adapter != 0 && adapter != 3 && k.storedRank != view.rank) ||
-      (adapter != 0 && (k.poolIn != view.poolIn ||
-                        k.repeatOut != view.repeatOut)))
+      (adapter != 0 &&
+       (k.poolIn != view.poolIn || k.repeatOut != view.repeatOut)))
     return execError(formatv(
         "variant '{0}': kernel '{1}' does not match {2} (kernel [{3}, {4}] "
         "format {5} adapter {6} rank {7}; linear [{8}, {9}] format {10} "
@@ -649,10 +654,10 @@ Error CudaExecutor::setupLinear(
   if (lin.isDense()) {
     // An f32 base with an adapter: the f32 kernel reads the floats as its
     // payload (rowBytes = 4 * in).
-    MIXQ_TRY(dl.codes.fill(
-        mem_, MemCategory::Weights,
-        reinterpret_cast<const uint8_t *>(lin.dense.data()),
-        lin.out * lin.in * int64_t(sizeof(float)), "f32 weight"));
+    MIXQ_TRY(dl.codes.fill(mem_, MemCategory::Weights,
+                           reinterpret_cast<const uint8_t *>(lin.dense.data()),
+                           lin.out * lin.in * int64_t(sizeof(float)),
+                           "f32 weight"));
   } else {
     const kernels::QuantizedTensor &q = *lin.quant;
     MIXQ_TRY(dl.codes.fill(mem_, MemCategory::Weights, q.codes.data(),
@@ -661,13 +666,11 @@ Error CudaExecutor::setupLinear(
                             int64_t(q.scales.size()), "scales"));
     MIXQ_TRY(dl.zeros.fill(mem_, MemCategory::Weights, q.zeros.data(),
                            int64_t(q.zeros.size()), "zeros"));
-    MIXQ_TRY(dl.scaleCodes.fill(mem_, MemCategory::Weights,
-                                q.scaleCodes.data(),
+    MIXQ_TRY(dl.scaleCodes.fill(mem_, MemCategory::Weights, q.scaleCodes.data(),
                                 int64_t(q.scaleCodes.size()), "scale codes"));
-    MIXQ_TRY(dl.scaleAbsmax.fill(mem_, MemCategory::Weights,
-                                 q.scaleAbsmax.data(),
-                                 int64_t(q.scaleAbsmax.size()),
-                                 "scale absmax"));
+    MIXQ_TRY(
+        dl.scaleAbsmax.fill(mem_, MemCategory::Weights, q.scaleAbsmax.data(),
+                            int64_t(q.scaleAbsmax.size()), "scale absmax"));
     dl.w.scaleOffset = q.scaleOffset;
   }
   dl.w.codes = dl.codes.get();
@@ -744,9 +747,9 @@ Error CudaExecutor::gemmDyW(const float *dy, const float *w, int64_t n,
     return Error::success();
   const float one = 1.0f, zero = 0.0f;
   // Row-major dx [n, in] is column-major dx^T = W^T dy^T.
-  return blasCheck(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, int(in),
-                               int(n), int(out), &one, w, int(in), dy,
-                               int(out), &zero, dx, int(in)),
+  return blasCheck(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, int(in), int(n),
+                               int(out), &one, w, int(in), dy, int(out), &zero,
+                               dx, int(in)),
                    "cublasSgemm (dY W)");
 }
 
@@ -758,13 +761,12 @@ Error CudaExecutor::linearForward(DevLinear &dl, const float *x, int64_t n,
   DevBuf<float> xaBuf;
   if (hostMask && lin.hasAdapter() && maskDev) {
     const float inv = float(1.0 / (1.0 - lin.spec.adapter.dropout));
-    MIXQ_TRY(maskDev->fill(mem_, MemCategory::Activations, hostMask,
-                           n * lin.in, "dropout mask"));
+    MIXQ_TRY(maskDev->fill(mem_, MemCategory::Activations, hostMask, n * lin.in,
+                           "dropout mask"));
     MIXQ_TRY(xaBuf.alloc(mem_, MemCategory::Workspace, n * lin.in,
                          "dropped-out input"));
-    MIXQ_TRY(cudaCheck(cudaops::dropoutApply(x, maskDev->get(), inv,
-                                             n * lin.in, xaBuf.get(), false,
-                                             0),
+    MIXQ_TRY(cudaCheck(cudaops::dropoutApply(x, maskDev->get(), inv, n * lin.in,
+                                             xaBuf.get(), false, 0),
                        "dropout"));
     xa = xaBuf.get();
   }
@@ -772,8 +774,9 @@ Error CudaExecutor::linearForward(DevLinear &dl, const float *x, int64_t n,
     return gemmXWt(x, dl.dense.get(), n, lin.in, lin.out, y);
   if (n == 0)
     return Error::success();
-  return cudaCheck(dl.kernel->forward(&dl.w, lin.hasAdapter() ? &dl.ad : nullptr,
-                                      x, xa, n, y, ws_.get(), 0),
+  return cudaCheck(dl.kernel->forward(&dl.w,
+                                      lin.hasAdapter() ? &dl.ad : nullptr, x,
+                                      xa, n, y, ws_.get(), 0),
                    Twine("kernel ") + dl.kernel->name + " forward");
 }
 
@@ -791,9 +794,8 @@ Error CudaExecutor::linearBackward(DevLinear &dl, const float *x,
   if (dropped) {
     MIXQ_TRY(xaBuf.alloc(mem_, MemCategory::Workspace, n * lin.in,
                          "dropped-out input"));
-    MIXQ_TRY(cudaCheck(cudaops::dropoutApply(x, maskDev->get(), inv,
-                                             n * lin.in, xaBuf.get(), false,
-                                             0),
+    MIXQ_TRY(cudaCheck(cudaops::dropoutApply(x, maskDev->get(), inv, n * lin.in,
+                                             xaBuf.get(), false, 0),
                        "dropout"));
     MIXQ_TRY(dxa.alloc(mem_, MemCategory::Workspace, n * lin.in,
                        "adapter input gradient"));
@@ -807,11 +809,11 @@ Error CudaExecutor::linearBackward(DevLinear &dl, const float *x,
     g.dH = dl.dH.get();
   }
   g.accumulate = 1;
-  MIXQ_TRY(cudaCheck(dl.kernel->backward(&dl.w,
-                                         lin.hasAdapter() ? &dl.ad : nullptr,
-                                         x, dropped ? xaBuf.get() : nullptr,
-                                         dy, n, &g, ws_.get(), 0),
-                     Twine("kernel ") + dl.kernel->name + " backward"));
+  MIXQ_TRY(
+      cudaCheck(dl.kernel->backward(&dl.w, lin.hasAdapter() ? &dl.ad : nullptr,
+                                    x, dropped ? xaBuf.get() : nullptr, dy, n,
+                                    &g, ws_.get(), 0),
+                Twine("kernel ") + dl.kernel->name + " backward"));
   if (dropped)
     MIXQ_TRY(cudaCheck(cudaops::dropoutApply(dxa.get(), maskDev->get(), inv,
                                              n * lin.in, dx, true, 0),
@@ -899,16 +901,15 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
   std::vector<DevActs> acts(layers_.size());
   DevBuf<float> x;
   MIXQ_TRY(x.alloc(mem_, act, n * d, "residual"));
-  MIXQ_TRY(launched(ops::embeddingForward(embed_.get(), d, tokensD.get(), n,
-                                          x.get(), 0),
-                    "embedding"));
+  MIXQ_TRY(launched(
+      ops::embeddingForward(embed_.get(), d, tokensD.get(), n, x.get(), 0),
+      "embedding"));
   int64_t maxWidth = d;
   for (size_t l = 0; l < layers_.size(); ++l) {
     DevLayer &D = layers_[l];
     DevActs &a = acts[l];
     const LayerShape &sh = model_.layers()[l].shape;
-    const int64_t h = sh.numHeads, g = sh.numKVHeads,
-                  f = sh.intermediateSize;
+    const int64_t h = sh.numHeads, g = sh.numKVHeads, f = sh.intermediateSize;
     maxWidth = std::max({maxWidth, f, h * hd});
     auto mask = [&](int r) -> const uint8_t * {
       return masks.empty() ? nullptr : masks[l * kNumProjectionRoles + r];
@@ -929,18 +930,18 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
                            &a.mask[1]));
     MIXQ_TRY(linearForward(D.proj[2], a.xn.get(), n, a.v.get(), mask(2),
                            &a.mask[2]));
-    MIXQ_TRY(launched(ops::rope(a.q.get(), n, h, hd, posD.get(),
-                                invFreq_.get(), false, 0),
-                      "rope"));
-    MIXQ_TRY(launched(ops::rope(a.k.get(), n, g, hd, posD.get(),
-                                invFreq_.get(), false, 0),
-                      "rope"));
+    MIXQ_TRY(launched(
+        ops::rope(a.q.get(), n, h, hd, posD.get(), invFreq_.get(), false, 0),
+        "rope"));
+    MIXQ_TRY(launched(
+        ops::rope(a.k.get(), n, g, hd, posD.get(), invFreq_.get(), false, 0),
+        "rope"));
     MIXQ_TRY(a.probs.alloc(mem_, act, h * probOffset[S], "attention probs"));
     MIXQ_TRY(a.att.alloc(mem_, act, n * h * hd, "attention output"));
-    MIXQ_TRY(launched(ops::attentionForward(a.q.get(), a.k.get(), a.v.get(),
-                                            seqs, h, g, hd, a.att.get(),
-                                            a.probs.get(), 0),
-                      "attention"));
+    MIXQ_TRY(
+        launched(ops::attentionForward(a.q.get(), a.k.get(), a.v.get(), seqs, h,
+                                       g, hd, a.att.get(), a.probs.get(), 0),
+                 "attention"));
     MIXQ_TRY(a.xmid.alloc(mem_, act, n * d, "residual"));
     MIXQ_TRY(linearForward(D.proj[3], a.att.get(), n, a.xmid.get(), mask(3),
                            &a.mask[3]));
@@ -958,9 +959,9 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
                            &a.mask[4]));
     MIXQ_TRY(linearForward(D.proj[5], a.xn2.get(), n, a.up.get(), mask(5),
                            &a.mask[5]));
-    MIXQ_TRY(launched(ops::swigluForward(a.gate.get(), a.up.get(), n * f,
-                                         a.hmid.get(), 0),
-                      "swiglu"));
+    MIXQ_TRY(launched(
+        ops::swigluForward(a.gate.get(), a.up.get(), n * f, a.hmid.get(), 0),
+        "swiglu"));
     MIXQ_TRY(x.alloc(mem_, act, n * d, "residual"));
     MIXQ_TRY(linearForward(D.proj[6], a.hmid.get(), n, x.get(), mask(6),
                            &a.mask[6]));
@@ -980,12 +981,12 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
   MIXQ_TRY(rowLoss.alloc(mem_, wsc, nt, "row losses"));
   MIXQ_TRY(launched(ops::gatherRows(x.get(), rowsD.get(), nt, d, xg.get(), 0),
                     "gather"));
-  MIXQ_TRY(launched(ops::rmsNormForward(xg.get(), finalNorm_.get(), nt, d,
-                                        eps, xfn.get(), rinvF.get(), 0),
+  MIXQ_TRY(launched(ops::rmsNormForward(xg.get(), finalNorm_.get(), nt, d, eps,
+                                        xfn.get(), rinvF.get(), 0),
                     "final rmsnorm"));
   if (lmHead_)
-    MIXQ_TRY(linearForward(*lmHead_, xfn.get(), nt, logits.get(), nullptr,
-                           nullptr));
+    MIXQ_TRY(
+        linearForward(*lmHead_, xfn.get(), nt, logits.get(), nullptr, nullptr));
   else
     MIXQ_TRY(gemmXWt(xfn.get(), embed_.get(), nt, d, vocab, logits.get()));
   MIXQ_TRY(launched(ops::crossEntropy(logits.get(), nt, vocab, tgtD.get(),
@@ -1012,8 +1013,8 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
     MIXQ_TRY(dxfn.alloc(mem_, wsc, nt * d, "final norm gradient"));
     MIXQ_TRY(dxg.alloc(mem_, wsc, nt * d, "loss row gradient"));
     if (lmHead_)
-      MIXQ_TRY(linearBackward(*lmHead_, xfn.get(), logits.get(), nt,
-                              dxfn.get(), nullptr));
+      MIXQ_TRY(linearBackward(*lmHead_, xfn.get(), logits.get(), nt, dxfn.get(),
+                              nullptr));
     else
       MIXQ_TRY(gemmDyW(logits.get(), embed_.get(), nt, d, vocab, dxfn.get()));
     logits.reset();
@@ -1021,9 +1022,9 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
                                            rinvF.get(), dxfn.get(), nt, d,
                                            dxg.get(), false, nullptr, 0),
                       "final rmsnorm backward"));
-    MIXQ_TRY(launched(ops::scatterRows(dxg.get(), rowsD.get(), nt, d, dx.get(),
-                                       0),
-                      "scatter"));
+    MIXQ_TRY(
+        launched(ops::scatterRows(dxg.get(), rowsD.get(), nt, d, dx.get(), 0),
+                 "scatter"));
   }
   xg.reset();
   xfn.reset();
@@ -1039,16 +1040,15 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
     DevLayer &D = layers_[li];
     DevActs &a = acts[li];
     const LayerShape &sh = model_.layers()[li].shape;
-    const int64_t h = sh.numHeads, g = sh.numKVHeads,
-                  f = sh.intermediateSize;
+    const int64_t h = sh.numHeads, g = sh.numKVHeads, f = sh.intermediateSize;
     ops::PackedSeqs seqs{seqStartD.get(), probOffsetD[h].get(), S};
     float *A = bufA.get(), *B = bufB.get(), *C = bufC.get(), *Dd = bufD.get();
     // MLP.
-    MIXQ_TRY(linearBackward(D.proj[6], a.hmid.get(), dx.get(), n, A,
-                            &a.mask[6]));
-    MIXQ_TRY(launched(ops::swigluBackward(a.gate.get(), a.up.get(), A, n * f,
-                                          B, C, 0),
-                      "swiglu backward"));
+    MIXQ_TRY(
+        linearBackward(D.proj[6], a.hmid.get(), dx.get(), n, A, &a.mask[6]));
+    MIXQ_TRY(launched(
+        ops::swigluBackward(a.gate.get(), a.up.get(), A, n * f, B, C, 0),
+        "swiglu backward"));
     MIXQ_TRY(linearBackward(D.proj[4], a.xn2.get(), B, n, Dd, &a.mask[4]));
     MIXQ_TRY(linearBackward(D.proj[5], a.xn2.get(), C, n, A, &a.mask[5]));
     MIXQ_TRY(launched(ops::addInPlace(Dd, A, n * d, 0), "add"));
@@ -1057,27 +1057,27 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
                                            true, nullptr, 0),
                       "rmsnorm backward"));
     // Attention.
-    MIXQ_TRY(linearBackward(D.proj[3], a.att.get(), dx.get(), n, A,
-                            &a.mask[3]));
+    MIXQ_TRY(
+        linearBackward(D.proj[3], a.att.get(), dx.get(), n, A, &a.mask[3]));
     MIXQ_TRY(launched(ops::attentionBackward(a.q.get(), a.k.get(), a.v.get(),
                                              a.probs.get(), A, seqs, h, g, hd,
                                              B, C, Dd, dsScratch.get(), 0),
                       "attention backward"));
-    MIXQ_TRY(launched(ops::rope(B, n, h, hd, posD.get(), invFreq_.get(), true,
-                                0),
-                      "rope backward"));
-    MIXQ_TRY(launched(ops::rope(C, n, g, hd, posD.get(), invFreq_.get(), true,
-                                0),
-                      "rope backward"));
+    MIXQ_TRY(
+        launched(ops::rope(B, n, h, hd, posD.get(), invFreq_.get(), true, 0),
+                 "rope backward"));
+    MIXQ_TRY(
+        launched(ops::rope(C, n, g, hd, posD.get(), invFreq_.get(), true, 0),
+                 "rope backward"));
     MIXQ_TRY(linearBackward(D.proj[0], a.xn.get(), B, n, A, &a.mask[0]));
     MIXQ_TRY(linearBackward(D.proj[1], a.xn.get(), C, n, B, &a.mask[1]));
     MIXQ_TRY(launched(ops::addInPlace(A, B, n * d, 0), "add"));
     MIXQ_TRY(linearBackward(D.proj[2], a.xn.get(), Dd, n, B, &a.mask[2]));
     MIXQ_TRY(launched(ops::addInPlace(A, B, n * d, 0), "add"));
-    MIXQ_TRY(launched(ops::rmsNormBackward(a.x.get(), D.norm1.get(),
-                                           a.rinv1.get(), A, n, d, dx.get(),
-                                           true, nullptr, 0),
-                      "rmsnorm backward"));
+    MIXQ_TRY(
+        launched(ops::rmsNormBackward(a.x.get(), D.norm1.get(), a.rinv1.get(),
+                                      A, n, d, dx.get(), true, nullptr, 0),
+                 "rmsnorm backward"));
     a = DevActs(); // release this layer's saved tensors
   }
 
@@ -1087,10 +1087,10 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
     if (dev.empty())
       return Error::success();
     tmp.resize(size_t(dev.size()));
-    MIXQ_TRY(cudaCheck(cudaMemcpy(tmp.data(), dev.get(),
-                                  sizeof(float) * tmp.size(),
-                                  cudaMemcpyDeviceToHost),
-                       "download gradients"));
+    MIXQ_TRY(
+        cudaCheck(cudaMemcpy(tmp.data(), dev.get(), sizeof(float) * tmp.size(),
+                             cudaMemcpyDeviceToHost),
+                  "download gradients"));
     for (int64_t i = 0; i < dev.size(); ++i)
       host[i] += tmp[size_t(i)];
     return Error::success();

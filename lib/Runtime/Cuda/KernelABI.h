@@ -51,10 +51,12 @@ typedef cudaError_t (*MixQCudaForwardFn)(const MixQCudaWeight *w,
                                          const float *x, const float *xa,
                                          int64_t m, float *y, void *workspace,
                                          cudaStream_t stream);
-typedef cudaError_t (*MixQCudaBackwardFn)(
-    const MixQCudaWeight *w, const MixQCudaAdapter *adapter, const float *x,
-    const float *xa, const float *dy, int64_t m, const MixQCudaGrads *grads,
-    void *workspace, cudaStream_t stream);
+typedef cudaError_t (*MixQCudaBackwardFn)(const MixQCudaWeight *w,
+                                          const MixQCudaAdapter *adapter,
+                                          const float *x, const float *xa,
+                                          const float *dy, int64_t m,
+                                          const MixQCudaGrads *grads,
+                                          void *workspace, cudaStream_t stream);
 
 typedef struct MixQCudaKernel {
   const char *name;
