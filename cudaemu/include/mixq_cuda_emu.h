@@ -138,9 +138,18 @@ enum WarpOp : int {
   kVoteBallot = 5,
   kVoteAny = 6,
   kVoteAll = 7,
+  kActiveMask = 8, ///< every lane of the warp that has not exited
 };
 
 void syncthreads();
+/// __syncthreads_count: the barrier, then the number of threads of the
+/// block whose predicate was non-zero.
+int syncthreadsCount(int predicate);
+/// __activemask: a rendezvous of the lanes of the calling warp that have
+/// not exited (lanes that exit while it waits stop counting); returns them.
+/// Lanes that wait elsewhere (a barrier, another warp operation) make it a
+/// launch failure, as divergent warp-synchronous code is undefined in CUDA.
+unsigned activeMask();
 /// The calling lane's result of the warp operation once every lane of
 /// `mask` has arrived with the same operation.
 uint64_t warpCollective(int op, unsigned mask, uint64_t value, int arg,
@@ -251,6 +260,22 @@ void resetStats();
 //===----------------------------------------------------------------------===//
 
 inline void __syncthreads() { ::mixq_emu::detail::syncthreads(); }
+inline int __syncthreads_count(int predicate) {
+  return ::mixq_emu::detail::syncthreadsCount(predicate);
+}
+inline int __syncthreads_and(int predicate) {
+  return ::mixq_emu::detail::syncthreadsCount(predicate) ==
+         static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+}
+inline int __syncthreads_or(int predicate) {
+  return ::mixq_emu::detail::syncthreadsCount(predicate) != 0;
+}
+inline unsigned __activemask() { return ::mixq_emu::detail::activeMask(); }
+/// Memory fences: fibers share one address space and switch only at
+/// barriers and warp operations, so there is nothing to order.
+inline void __threadfence() {}
+inline void __threadfence_block() {}
+template <typename T> inline T __ldg(const T *p) { return *p; }
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
   ::mixq_emu::detail::warpCollective(::mixq_emu::detail::kWarpSync, mask, 0, 0,
                                      32);
@@ -321,6 +346,16 @@ inline unsigned long long atomicAdd(unsigned long long *p,
                                     unsigned long long v) {
   unsigned long long old = *p;
   *p = old + v;
+  return old;
+}
+inline int atomicSub(int *p, int v) {
+  int old = *p;
+  *p = static_cast<int>(static_cast<unsigned>(old) - static_cast<unsigned>(v));
+  return old;
+}
+inline unsigned atomicSub(unsigned *p, unsigned v) {
+  unsigned old = *p;
+  *p = old - v;
   return old;
 }
 inline int atomicMax(int *p, int v) {

@@ -86,6 +86,9 @@ struct BlockState {
   KernelThunk thunk = nullptr;
   void *closure = nullptr;
   bool failed = false;
+  /// Threads whose __syncthreads_count predicate was true at the last
+  /// barrier.
+  unsigned barrierCount = 0;
   std::string error;
   std::vector<unsigned char> dynamicShared;
 };
@@ -270,11 +273,18 @@ bool failFromScheduler(const std::string &msg) {
 }
 
 void releaseBarrier() {
-  for (Fiber &f : gB.fibers)
+  unsigned count = 0;
+  for (unsigned i = 0; i < gB.threads; ++i) {
+    Fiber &f = gB.fibers[i];
     if (f.state == State::Barrier) {
       f.state = State::Ready;
       f.mmaCount = 0;
+      count += f.value != 0;
     }
+  }
+  // Read by every thread when it resumes; the next barrier cannot complete
+  // before all of them have.
+  gB.barrierCount = count;
   for (Warp &w : gB.warps)
     w.used = 0;
   gB.atBarrier = 0;
@@ -282,14 +292,35 @@ void releaseBarrier() {
 
 /// A lane that exits while lanes of its warp wait in an operation that
 /// names it can never complete that operation.
+/// An __activemask rendezvous waiting for it stops counting it and may be
+/// complete now.
 bool checkExitedLane(const Fiber &f) {
   const unsigned idx = fiberIndex(&f);
   const unsigned lane = idx % 32;
-  for (const Group &g : gB.warps[idx / 32].groups)
-    if (g.mask >> lane & 1u)
+  const unsigned base = idx - lane;
+  std::vector<Group> &groups = gB.warps[idx / 32].groups;
+  for (size_t i = 0; i < groups.size();) {
+    Group &g = groups[i];
+    if (!(g.mask >> lane & 1u)) {
+      ++i;
+      continue;
+    }
+    if (g.op != kActiveMask)
       return failFromScheduler(
           describe(f) + " exited while lanes of its warp wait for it in a "
                         "warp operation (mask names it)");
+    g.mask &= ~(1u << lane);
+    if (g.arrived != g.mask) {
+      ++i;
+      continue;
+    }
+    for (unsigned l = 0; l < 32; ++l)
+      if (g.arrived >> l & 1u) {
+        gB.fibers[base + l].result = g.arrived;
+        gB.fibers[base + l].state = State::Ready;
+      }
+    groups.erase(groups.begin() + i);
+  }
   return true;
 }
 
@@ -367,7 +398,8 @@ bool runBlock(unsigned blockSeed) {
       // Nobody can move: say where the first few threads wait.
       std::string msg = "block deadlock:";
       int shown = 0;
-      for (const Fiber &f : gB.fibers) {
+      for (unsigned i = 0; i < gB.threads; ++i) {
+        const Fiber &f = gB.fibers[i];
         if (f.state == State::Done && gB.exited == 0)
           continue;
         if (shown++ == 6) {
@@ -418,16 +450,24 @@ struct StatsAtExit {
   __builtin_unreachable();
 }
 
-void syncthreads() {
+int syncthreadsCount(int predicate) {
   Fiber *f = gB.cur;
   if (!f) {
     std::fprintf(stderr,
                  "mixq cuda emulator: __syncthreads called outside a kernel\n");
     std::abort();
   }
+  f->value = predicate != 0;
   f->state = State::Barrier;
   ++gB.atBarrier;
   yieldToScheduler();
+  return static_cast<int>(gB.barrierCount);
+}
+
+void syncthreads() { syncthreadsCount(0); }
+
+unsigned activeMask() {
+  return static_cast<unsigned>(warpCollective(kActiveMask, 0, 0, 0, 32));
 }
 
 uint64_t warpCollective(int op, unsigned mask, uint64_t value, int arg,
@@ -441,17 +481,20 @@ uint64_t warpCollective(int op, unsigned mask, uint64_t value, int arg,
   const unsigned idx = fiberIndex(f);
   const unsigned lane = idx % 32;
   const unsigned base = idx - lane;
-  if (!(mask >> lane & 1u))
-    failLaunch("warp operation: the mask does not name the calling lane");
+  Warp &w = gB.warps[idx / 32];
   const unsigned lanesHere = std::min(32u, gB.threads - base);
   const unsigned existing =
       lanesHere == 32 ? 0xffffffffu : ((1u << lanesHere) - 1u);
+  // __activemask waits for every lane of the warp that has not exited.
+  if (op == kActiveMask)
+    mask = existing & ~w.exited;
+  if (!(mask >> lane & 1u))
+    failLaunch("warp operation: the mask does not name the calling lane");
   if (mask & ~existing)
     failLaunch("warp operation: the mask names lanes beyond the block");
   if (op >= kShflIdx && op <= kShflXor &&
       (width < 1 || width > 32 || (width & (width - 1))))
     failLaunch("shuffle: width must be a power of two in 1..32");
-  Warp &w = gB.warps[idx / 32];
   if (mask & w.exited)
     failLaunch("warp operation: the mask names a lane that has exited");
   Group *g = nullptr;
@@ -500,6 +543,9 @@ uint64_t warpCollective(int op, unsigned mask, uint64_t value, int arg,
       break;
     case kVoteAll:
       t.result = ballot == mask;
+      break;
+    case kActiveMask:
+      t.result = mask;
       break;
     default: {
       const unsigned wd = static_cast<unsigned>(t.width);

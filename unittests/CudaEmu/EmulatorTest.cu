@@ -175,6 +175,60 @@ TEST_F(CudaEmu, MissingBarrierBeforeNeighbourReadCaughtInReverseOrder) {
   }
 }
 
+__global__ void barrierVoteKernel(int *out) {
+  const int t = threadIdx.x;
+  const int count = __syncthreads_count(t % 3 == 0);
+  const int all = __syncthreads_and(t < 1000);
+  const int any = __syncthreads_or(t == 77);
+  const int none = __syncthreads_or(0);
+  // A second count right after the first: each reads its own barrier's.
+  const int count2 = __syncthreads_count(t < 10);
+  out[5 * t] = count;
+  out[5 * t + 1] = all;
+  out[5 * t + 2] = any;
+  out[5 * t + 3] = none;
+  out[5 * t + 4] = count2;
+}
+
+TEST_F(CudaEmu, BarrierPredicatesCountTheBlock) {
+  for (mixq_emu::Schedule s :
+       {mixq_emu::Schedule::Forward, mixq_emu::Schedule::Shuffle}) {
+    mixq_emu::setSchedule(s, 11);
+    DeviceBuffer<int> d(5 * 200);
+    ASSERT_EQ(mixq_emu::launch(barrierVoteKernel, dim3(1), dim3(200), 0,
+                               nullptr, d.p),
+              cudaSuccess);
+    std::vector<int> out = d.read();
+    for (int t = 0; t < 200; ++t) {
+      EXPECT_EQ(out[5 * t], 67) << t;
+      EXPECT_EQ(out[5 * t + 1], 1) << t;
+      EXPECT_EQ(out[5 * t + 2], 1) << t;
+      EXPECT_EQ(out[5 * t + 3], 0) << t;
+      EXPECT_EQ(out[5 * t + 4], 10) << t;
+    }
+  }
+}
+
+__global__ void activeMaskKernel(unsigned *out) {
+  if (threadIdx.x == 3 || threadIdx.x == 40)
+    return;
+  __syncwarp(__activemask());
+  out[threadIdx.x] = __activemask();
+}
+
+TEST_F(CudaEmu, ActiveMaskLeavesOutExitedAndMissingLanes) {
+  DeviceBuffer<unsigned> d(std::vector<unsigned>(48, 0));
+  // Lane 0 asks before lane 3 has run; __activemask waits until every lane
+  // has either asked or exited. 48 threads: the second warp has lanes
+  // 0..15, lane 8 of it exits.
+  ASSERT_EQ(
+      mixq_emu::launch(activeMaskKernel, dim3(1), dim3(48), 0, nullptr, d.p),
+      cudaSuccess);
+  std::vector<unsigned> out = d.read();
+  EXPECT_EQ(out[0], 0xffffffffu & ~(1u << 3));
+  EXPECT_EQ(out[41], 0x0000ffffu & ~(1u << 8));
+}
+
 //===----------------------------------------------------------------------===//
 // Warp shuffles
 //===----------------------------------------------------------------------===//
