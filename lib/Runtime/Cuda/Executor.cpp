@@ -240,22 +240,43 @@ std::vector<std::string> kernelCompileCommand(StringRef kernelsDir,
 }
 
 /// xxh3 of the command and of every *.cu / *.h file of the kernels dir.
-Expected<uint64_t> kernelSourceHash(StringRef kernelsDir,
-                                    ArrayRef<std::string> cmd) {
-  std::vector<std::string> files;
+/// The *.cu / *.h files of `dir`, sorted.
+Error listSources(StringRef dir, std::vector<std::string> &files) {
   std::error_code ec;
-  for (sys::fs::directory_iterator it(kernelsDir, ec), end; it != end && !ec;
+  for (sys::fs::directory_iterator it(dir, ec), end; it != end && !ec;
        it.increment(ec)) {
     StringRef p = it->path();
     if (p.ends_with(".cu") || p.ends_with(".h"))
       files.push_back(p.str());
   }
   if (ec)
-    return execError("cannot list '" + kernelsDir + "': " + ec.message());
+    return execError("cannot list '" + dir + "': " + ec.message());
   std::sort(files.begin(), files.end());
+  return Error::success();
+}
+
+/// xxh3 of the command, of every *.cu / *.h file of the kernels dir and of
+/// what the build links against (the emulator's headers and library, or
+/// nvcc's size and time stamp as a stand-in for the toolkit version), so a
+/// cached object is never reused across a toolchain or emulator change.
+Expected<uint64_t> kernelSourceHash(StringRef kernelsDir,
+                                    ArrayRef<std::string> cmd) {
+  std::vector<std::string> files;
+  MIXQ_TRY(listSources(kernelsDir, files));
   std::string blob;
   for (const std::string &a : cmd)
     blob += a + '\0';
+#ifdef MIXQ_CUDA_EMU
+  MIXQ_TRY(listSources(MIXQ_EXEC_EMU_INCLUDE_DIR, files));
+  const char *toolchain = MIXQ_EXEC_EMU_LIBRARY;
+#else
+  const char *toolchain = MIXQ_EXEC_NVCC;
+#endif
+  sys::fs::file_status st;
+  if (!sys::fs::status(toolchain, st))
+    blob += formatv("{0}:{1}:{2}", toolchain, st.getSize(),
+                    st.getLastModificationTime().time_since_epoch().count())
+                .str();
   for (const std::string &f : files) {
     auto buf = MemoryBuffer::getFile(f);
     if (!buf)
