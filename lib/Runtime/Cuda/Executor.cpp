@@ -882,7 +882,6 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
       tgt.push_back(batch.targets[i]);
     }
   const int64_t nt = int64_t(rows.size());
-  // probOffset holds per-head offsets; scale by the layer's head count.
   DevBuf<int> tokensD, posD, rowsD, tgtD;
   DevBuf<int64_t> seqStartD;
   MIXQ_TRY(tokensD.fill(mem_, wsc, batch.tokens.data(), n, "tokens"));
@@ -891,7 +890,9 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
   MIXQ_TRY(tgtD.fill(mem_, wsc, tgt.data(), nt, "targets"));
   MIXQ_TRY(seqStartD.fill(mem_, wsc, batch.seqStart.data(), S + 1,
                           "sequence starts"));
-  // Per head count h: offsets h * probOffset (uploaded per distinct h).
+  // probOffset counts len^2 per sequence; a layer with h heads stores
+  // h * len^2 probabilities per sequence, so its offsets are h * probOffset
+  // (uploaded once per distinct h).
   std::map<int64_t, DevBuf<int64_t>> probOffsetD;
   for (DecoderLayer &L : model_.layers()) {
     const int64_t h = L.shape.numHeads;
