@@ -189,9 +189,10 @@ cudaError_t cudaMalloc(void **devPtr, size_t size) {
   std::lock_guard<std::mutex> lock(gMutex);
   if (size > totalGlobalMem() - gDeviceBytes)
     return setLastError(cudaErrorMemoryAllocation);
-  const size_t rounded = (size + 255) / 256 * 256;
-  void *p = std::aligned_alloc(256, rounded);
-  if (!p)
+  // Exactly `size` bytes, 256-aligned like cudaMalloc: a sanitizer or a
+  // memory checker then sees an access one past the end.
+  void *p = nullptr;
+  if (posix_memalign(&p, 256, size) != 0 || !p)
     return setLastError(cudaErrorMemoryAllocation);
   gDevice[reinterpret_cast<uintptr_t>(p)] = size;
   gDeviceBytes += size;
