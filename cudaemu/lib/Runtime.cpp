@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -38,6 +39,14 @@ size_t totalGlobalMem() {
     return mib * 1024 * 1024;
   }();
   return total;
+}
+
+bool poisonAllocations() {
+  static const bool poison = [] {
+    const char *s = std::getenv("MIXQ_EMU_POISON");
+    return !s || std::strcmp(s, "0") != 0;
+  }();
+  return poison;
 }
 
 bool inDeviceLocked(const void *p, size_t bytes) {
@@ -194,6 +203,11 @@ cudaError_t cudaMalloc(void **devPtr, size_t size) {
   void *p = nullptr;
   if (posix_memalign(&p, 256, size) != 0 || !p)
     return setLastError(cudaErrorMemoryAllocation);
+  // A GPU does not zero new allocations: fill them with 0xff bytes (NaN as
+  // float, -1 as int) so that a kernel reading memory nobody wrote shows
+  // (MIXQ_EMU_POISON=0 turns it off).
+  if (poisonAllocations())
+    std::memset(p, 0xff, size);
   gDevice[reinterpret_cast<uintptr_t>(p)] = size;
   gDeviceBytes += size;
   *devPtr = p;

@@ -941,6 +941,34 @@ TEST_F(CudaEmu, RuntimeMemoryCallsCheckTheirPointers) {
   cudaGetLastError();
 }
 
+__global__ void sumKernel(const float *x, int n, float *out) {
+  float s = 0.0f;
+  for (int i = 0; i < n; ++i)
+    s += x[i];
+  *out = s;
+}
+
+// A GPU does not zero cudaMalloc'd memory; the emulator fills it with 0xff
+// bytes, so a kernel that reads a buffer nobody wrote computes NaN instead
+// of a plausible 0.
+TEST_F(CudaEmu, FreshDeviceMemoryIsPoisoned) {
+  DeviceBuffer<float> x(16), out(1);
+  std::vector<unsigned char> bytes(16 * sizeof(float));
+  ASSERT_EQ(cudaMemcpy(bytes.data(), x.p, bytes.size(), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  for (unsigned char b : bytes)
+    EXPECT_EQ(b, 0xff);
+  ASSERT_EQ(
+      mixq_emu::launch(sumKernel, dim3(1), dim3(1), 0, nullptr, x.p, 16, out.p),
+      cudaSuccess);
+  EXPECT_TRUE(std::isnan(out.read()[0]));
+  ASSERT_EQ(cudaMemset(x.p, 0, 16 * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(
+      mixq_emu::launch(sumKernel, dim3(1), dim3(1), 0, nullptr, x.p, 16, out.p),
+      cudaSuccess);
+  EXPECT_EQ(out.read()[0], 0.0f);
+}
+
 TEST_F(CudaEmu, DeviceStreamsAndEvents) {
   int count = 0, dev = -1;
   EXPECT_EQ(cudaGetDeviceCount(&count), cudaSuccess);
