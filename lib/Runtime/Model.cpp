@@ -718,6 +718,16 @@ double Model::loss(const Batch &batch) {
 KVCache Model::makeCache(int64_t capacity) {
   KVCache c;
   c.capacity = capacity;
+  // The logit-lens observer reads host hidden states: with one set, the
+  // cache (and so forwardInfer) stays on the CPU.
+  if (device_ && !observer_) {
+    auto dc = device_->makeCache(capacity);
+    if (!dc)
+      report_fatal_error(Twine("device ") + device_->deviceName() + ": " +
+                         toString(dc.takeError()));
+    c.device = std::move(*dc);
+    return c;
+  }
   for (DecoderLayer &L : layers_) {
     int64_t w = L.shape.numKVHeads * config_.headDim;
     c.k.emplace_back(mem_, MemCategory::Activations, capacity * w, U);
@@ -733,6 +743,17 @@ void Model::forwardInfer(ArrayRef<int> tokens, KVCache &cache,
                 hd = c.headDim, p0 = cache.length;
   if (p0 + n > cache.capacity)
     report_fatal_error("KV cache overflow");
+  if (cache.device) {
+    if (observer_ || !device_)
+      report_fatal_error("a device KV cache used after a layer observer was "
+                         "set or the device detached");
+    if (Error e = device_->forwardInfer(tokens, *cache.device, p0, logitRows,
+                                        logits))
+      report_fatal_error(Twine("device ") + device_->deviceName() + ": " +
+                         toString(std::move(e)));
+    cache.length = p0 + n;
+    return;
+  }
   const float eps = float(c.rmsNormEps);
   const MemCategory ws = MemCategory::Workspace;
   int64_t maxW = d;

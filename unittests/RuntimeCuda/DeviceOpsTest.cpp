@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 using namespace mixq::runtime;
@@ -222,6 +223,37 @@ TEST(DeviceOps, PackedGQAAttention) {
   // h not a multiple of g is refused.
   EXPECT_EQ(dops::attentionForward(dQ.get(), dK.get(), dV.get(), seqs, 3, 2, hd,
                                    dOutD.get(), dP.get(), 0),
+            cudaErrorInvalidValue);
+}
+
+/// Incremental attention against a KV cache (prefill, multi-row and
+/// 1-token decode steps at positions past a block's thread count) vs the
+/// CPU op with the same p0.
+TEST(DeviceOps, CachedGQAAttention) {
+  Rng rng(6);
+  const int64_t h = 4, g = 2, hd = 8, kw = g * hd;
+  for (auto [p0, n] : {std::pair<int64_t, int64_t>{0, 5}, {75, 3}, {130, 1},
+                       {0, 1}}) {
+    const int64_t total = p0 + n;
+    std::vector<float> q = randomVec(rng, n * h * hd),
+                       k = randomVec(rng, total * kw),
+                       v = randomVec(rng, total * kw);
+    std::vector<float> out(n * h * hd), scratch(n * total);
+    ops::attentionForward(q.data(), k.data(), v.data(), kw, p0, n, h, g, hd,
+                          out.data(), nullptr, scratch.data());
+    Dev<float> dQ(q), dK(k), dV(v), dOut(std::vector<float>(n * h * hd, 7.0f)),
+        dS(size_t(n * h * total));
+    ASSERT_EQ(dops::attentionCached(dQ.get(), dK.get(), dV.get(), p0, n, h, g,
+                                    hd, dOut.get(), dS.get(), 0),
+              cudaSuccess);
+    expectClose(dOut.host(), out, kTol,
+                ("cached attention p0=" + std::to_string(p0) +
+                 " n=" + std::to_string(n))
+                    .c_str());
+  }
+  Dev<float> dQ(size_t(8)), dOut(size_t(8)), dS(size_t(8));
+  EXPECT_EQ(dops::attentionCached(dQ.get(), dQ.get(), dQ.get(), 0, 1, 3, 2, 2,
+                                  dOut.get(), dS.get(), 0),
             cudaErrorInvalidValue);
 }
 

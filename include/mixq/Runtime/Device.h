@@ -8,7 +8,8 @@
 // linears, cuBLAS for the f32 GEMMs, lib/Runtime/Cuda/DeviceOps.cu for the
 // rest), and adds the adapter gradients into the Model's host gradient
 // buffers. The Trainer, AdamW, checkpoints and metrics stay on the host:
-// Model::forwardBackward / loss delegate to an attached executor.
+// Model::forwardBackward / loss / makeCache / forwardInfer delegate to an
+// attached executor (inference keeps its KV cache on the device).
 //
 // Backends are shared objects that mixq-run does not link: `cuda`
 // (libMixQCudaExec.so, nvcc + cudart + cuBLAS) and `cuda-emu`
@@ -42,6 +43,13 @@ enum class DeviceKind { CPU, Cuda, CudaEmu };
 llvm::Expected<DeviceKind> parseDeviceKind(llvm::StringRef s);
 const char *deviceKindName(DeviceKind k);
 
+/// Keys and values of an inference prefix in device memory (Activations of
+/// the executor's tracker), owned by a KVCache (Model.h).
+class DeviceKVCache {
+public:
+  virtual ~DeviceKVCache() = default;
+};
+
 class DeviceExecutor {
 public:
   virtual ~DeviceExecutor() = default;
@@ -60,6 +68,21 @@ public:
 
   /// Forward only: summed loss over target tokens (no dropout).
   virtual llvm::Expected<double> loss(const Batch &batch) = 0;
+
+  /// A KV cache for up to `capacity` positions on the device. Also uploads
+  /// the Model's current adapter parameters, so a cache sees the parameters
+  /// of the moment it was made (inference between optimizer steps).
+  virtual llvm::Expected<std::unique_ptr<DeviceKVCache>>
+  makeCache(int64_t capacity) = 0;
+
+  /// Model::forwardInfer on the device: runs `tokens` at positions
+  /// p0 .. p0 + n - 1 (p0 = the cache's length on the host side), writes
+  /// their keys / values into `cache` and the logits [rows, vocab] of the
+  /// rows listed in `logitRows` into the host array `logits`.
+  virtual llvm::Error forwardInfer(llvm::ArrayRef<int> tokens,
+                                   DeviceKVCache &cache, int64_t p0,
+                                   llvm::ArrayRef<int64_t> logitRows,
+                                   float *logits) = 0;
 
   /// Device bytes by category (weights, adapters, gradients, activations,
   /// workspace; the optimizer stays on the host).
@@ -84,7 +107,7 @@ struct DeviceOptions {
 using CreateDeviceExecutorFn = DeviceExecutor *(*)(int abiVersion, Model *model,
                                                    const DeviceOptions *opts,
                                                    std::string *error);
-constexpr int kDeviceAbiVersion = 1;
+constexpr int kDeviceAbiVersion = 2;
 constexpr const char *kCreateDeviceExecutorSymbol =
     "mixq_create_device_executor";
 

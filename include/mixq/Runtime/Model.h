@@ -123,14 +123,17 @@ struct Batch {
   int64_t maxLength() const;
 };
 
+class DeviceExecutor;
+class DeviceKVCache;
+
 /// Keys and values of a prefix, for incremental inference.
 struct KVCache {
   int64_t capacity = 0;
   int64_t length = 0; ///< positions filled
   std::vector<Buffer<float>> k, v; ///< per layer [capacity, g * hd]
+  /// Set (and k, v empty) when the cache lives on an attached device.
+  std::shared_ptr<DeviceKVCache> device;
 };
-
-class DeviceExecutor;
 
 class Model {
 public:
@@ -171,7 +174,9 @@ public:
   }
   DeviceExecutor *device() const { return device_.get(); }
 
-  /// A KV cache for up to `capacity` positions (Activations).
+  /// A KV cache for up to `capacity` positions (Activations). With an
+  /// attached device (and no layer observer) it lives on the device and
+  /// forwardInfer runs there.
   KVCache makeCache(int64_t capacity);
   /// Runs tokens at positions cache.length .. +n through the model, appending
   /// their keys/values, and writes logits [rows, vocab] of the rows listed in

@@ -242,6 +242,49 @@ __global__ void attentionBackwardKernel(const float *q, const float *k,
   }
 }
 
+/// One block per (new query row i, head): scores against the cached keys
+/// 0 .. p0 + i (threads over key positions), block max and sum, the
+/// normalised probabilities, then the output (threads over head dims).
+__global__ void attentionCachedKernel(const float *q, const float *kCache,
+                                      const float *vCache, int64_t p0,
+                                      int64_t n, int64_t h, int64_t g,
+                                      int64_t hd, float *out, float *scores) {
+  __shared__ float red[kAttnThreads];
+  const int64_t i = blockIdx.x / h, hh = blockIdx.x % h, kvh = hh / (h / g);
+  const int64_t total = p0 + n, cnt = p0 + i + 1, kw = g * hd;
+  const float scale = 1.0f / sqrtf(float(hd));
+  float *pr = scores + (i * h + hh) * total;
+  const float *qi = q + i * h * hd + hh * hd;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < cnt; j += blockDim.x) {
+    const float *kj = kCache + j * kw + kvh * hd;
+    float sc = 0.0f;
+    for (int64_t d = 0; d < hd; ++d)
+      sc += qi[d] * kj[d];
+    sc = scale * sc;
+    pr[j] = sc;
+    mx = fmaxf(mx, sc);
+  }
+  mx = blockMax(mx, red);
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < cnt; j += blockDim.x) {
+    const float e = expf(pr[j] - mx);
+    pr[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / blockSum(sum, red);
+  for (int64_t j = threadIdx.x; j < cnt; j += blockDim.x)
+    pr[j] *= inv;
+  __syncthreads();
+  float *oi = out + i * h * hd + hh * hd;
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < cnt; ++j)
+      acc += pr[j] * vCache[j * kw + kvh * hd + d];
+    oi[d] = acc;
+  }
+}
+
 __device__ __forceinline__ float sigmoidf(float x) {
   return 1.0f / (1.0f + expf(-x));
 }
@@ -379,6 +422,19 @@ cudaError_t attentionForward(const float *q, const float *k, const float *v,
   return launch(attentionForwardKernel, dim3(unsigned(seqs.numSeqs * h)),
                 dim3(kAttnThreads), 0, stream, q, k, v, seqs.seqStart,
                 seqs.probOffset, h, g, hd, out, probs);
+}
+
+cudaError_t attentionCached(const float *q, const float *kCache,
+                            const float *vCache, int64_t p0, int64_t n,
+                            int64_t h, int64_t g, int64_t hd, float *out,
+                            float *scores, cudaStream_t stream) {
+  if (n == 0 || h == 0)
+    return cudaSuccess;
+  if (g <= 0 || h % g != 0 || p0 < 0)
+    return cudaErrorInvalidValue;
+  return launch(attentionCachedKernel, dim3(unsigned(n * h)),
+                dim3(kAttnThreads), 0, stream, q, kCache, vCache, p0, n, h, g,
+                hd, out, scores);
 }
 
 cudaError_t attentionBackward(const float *q, const float *k, const float *v,

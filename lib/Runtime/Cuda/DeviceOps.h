@@ -59,6 +59,16 @@ struct PackedSeqs {
 cudaError_t attentionForward(const float *q, const float *k, const float *v,
                              PackedSeqs seqs, int64_t h, int64_t g, int64_t hd,
                              float *out, float *probs, cudaStream_t stream);
+/// Incremental (KV-cache) causal GQA attention: n new query rows q
+/// [n, h*hd] at positions p0 .. p0 + n - 1 against the cached keys and
+/// values kCache, vCache [p0 + n, g*hd] (rows 0 .. p0 + n - 1 filled; row
+/// p0 + i is query i's own). out [n, h*hd]; scores is scratch of
+/// n * h * (p0 + n) floats. One block per (query row, head), threads over
+/// the key positions: a 1-token decode step still spreads over h blocks.
+cudaError_t attentionCached(const float *q, const float *kCache,
+                            const float *vCache, int64_t p0, int64_t n,
+                            int64_t h, int64_t g, int64_t hd, float *out,
+                            float *scores, cudaStream_t stream);
 /// Backward given the saved probs: dq [n, h*hd], dk, dv [n, g*hd]
 /// (overwritten). dsScratch has as many floats as probs. One block per
 /// (sequence, kv head): the kv head's dk / dv rows are written by that block

@@ -11,7 +11,9 @@
 // through one allocator (DeviceMemory) that accounts every byte by category.
 // Each step uploads the adapter parameters (small), runs the forward and
 // backward of Model.cpp op for op on the device, and adds the adapter
-// gradients into the host Model's gradient buffers.
+// gradients into the host Model's gradient buffers. Inference
+// (Model::forwardInfer: eval, generate) runs there too, with its KV cache in
+// device memory; only the requested logit rows come back to the host.
 //
 //===----------------------------------------------------------------------===//
 
@@ -486,6 +488,13 @@ struct DevActs {
   DevBuf<uint8_t> mask[kNumProjectionRoles];
 };
 
+/// A KV cache on the device: per layer [capacity, g * hd] keys and values
+/// (Activations). Valid while its executor lives.
+struct DevKVCache final : DeviceKVCache {
+  int64_t capacity = 0;
+  std::vector<DevBuf<float>> k, v;
+};
+
 class CudaExecutor final : public DeviceExecutor {
 public:
   CudaExecutor(Model &model, const DeviceOptions &opts)
@@ -507,6 +516,10 @@ public:
   Expected<double> loss(const Batch &batch) override {
     return run(batch, 0.0f, {}, /*backward=*/false);
   }
+  Expected<std::unique_ptr<DeviceKVCache>>
+  makeCache(int64_t capacity) override;
+  Error forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cache, int64_t p0,
+                     ArrayRef<int64_t> logitRows, float *logits) override;
   const MemoryTracker &memory() const override { return mem_.tracker(); }
 
 private:
@@ -1126,6 +1139,143 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
       }
   MIXQ_TRY(cudaCheck(cudaDeviceSynchronize(), "step"));
   return lossSum;
+}
+
+//===----------------------------------------------------------------------===//
+// Inference: Model::forwardInfer with the KV cache in device memory
+//===----------------------------------------------------------------------===//
+
+Expected<std::unique_ptr<DeviceKVCache>>
+CudaExecutor::makeCache(int64_t capacity) {
+  auto c = std::make_unique<DevKVCache>();
+  c->capacity = capacity;
+  const int64_t hd = model_.config().headDim;
+  for (DecoderLayer &L : model_.layers()) {
+    const int64_t kw = L.shape.numKVHeads * hd;
+    c->k.emplace_back();
+    c->v.emplace_back();
+    MIXQ_TRY(c->k.back().alloc(mem_, MemCategory::Activations, capacity * kw,
+                               "KV cache keys"));
+    MIXQ_TRY(c->v.back().alloc(mem_, MemCategory::Activations, capacity * kw,
+                               "KV cache values"));
+  }
+  // The parameters of this moment serve the whole cache's life.
+  MIXQ_TRY(uploadParameters());
+  return std::unique_ptr<DeviceKVCache>(std::move(c));
+}
+
+Error CudaExecutor::forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cacheBase,
+                                 int64_t p0, ArrayRef<int64_t> logitRows,
+                                 float *logits) {
+  namespace ops = cudaops;
+  auto &cache = static_cast<DevKVCache &>(cacheBase);
+  const ModelConfig &c = model_.config();
+  const int64_t n = int64_t(tokens.size()), d = c.hiddenSize, hd = c.headDim,
+                vocab = c.vocabSize, nr = int64_t(logitRows.size());
+  const float eps = float(c.rmsNormEps);
+  const MemCategory wsc = MemCategory::Workspace;
+  if (p0 < 0 || p0 + n > cache.capacity)
+    return execError(formatv("KV cache overflow: positions {0}..{1} in a "
+                             "cache of {2}",
+                             p0, p0 + n, cache.capacity));
+  if (n == 0)
+    return Error::success();
+  std::vector<int> pos(n), rows(nr);
+  for (int64_t i = 0; i < n; ++i)
+    pos[i] = int(p0 + i);
+  for (int64_t i = 0; i < nr; ++i) {
+    if (logitRows[i] < 0 || logitRows[i] >= n)
+      return execError(formatv("logit row {0} outside the {1} new tokens",
+                               logitRows[i], n));
+    rows[i] = int(logitRows[i]);
+  }
+  int64_t maxW = d;
+  for (DecoderLayer &L : model_.layers())
+    maxW =
+        std::max({maxW, L.shape.intermediateSize, L.shape.numHeads * hd});
+  DevBuf<int> tokensD, posD, rowsD;
+  MIXQ_TRY(tokensD.fill(mem_, wsc, tokens.data(), n, "tokens"));
+  MIXQ_TRY(posD.fill(mem_, wsc, pos.data(), n, "positions"));
+  MIXQ_TRY(rowsD.fill(mem_, wsc, rows.data(), nr, "logit rows"));
+  MIXQ_TRY(ensureWorkspace(std::max<int64_t>(n, nr)));
+  DevBuf<float> x, xn, q, att, gate, up, tmp, scores;
+  MIXQ_TRY(x.alloc(mem_, wsc, n * d, "residual"));
+  MIXQ_TRY(xn.alloc(mem_, wsc, n * d, "normed input"));
+  MIXQ_TRY(q.alloc(mem_, wsc, n * maxW, "q"));
+  MIXQ_TRY(att.alloc(mem_, wsc, n * maxW, "attention output"));
+  MIXQ_TRY(gate.alloc(mem_, wsc, n * maxW, "gate"));
+  MIXQ_TRY(up.alloc(mem_, wsc, n * maxW, "up"));
+  MIXQ_TRY(tmp.alloc(mem_, wsc, n * d, "projection output"));
+  int64_t maxHeads = 0;
+  for (DecoderLayer &L : model_.layers())
+    maxHeads = std::max(maxHeads, L.shape.numHeads);
+  MIXQ_TRY(scores.alloc(mem_, wsc, n * maxHeads * (p0 + n),
+                        "attention scores"));
+  MIXQ_TRY(cudaCheck(
+      ops::embeddingForward(embed_.get(), d, tokensD.get(), n, x.get(), 0),
+      "embedding"));
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    DevLayer &D = layers_[l];
+    const LayerShape &sh = model_.layers()[l].shape;
+    const int64_t h = sh.numHeads, g = sh.numKVHeads, f = sh.intermediateSize,
+                  kw = g * hd;
+    float *kNew = cache.k[l].get() + p0 * kw;
+    float *vNew = cache.v[l].get() + p0 * kw;
+    MIXQ_TRY(cudaCheck(ops::rmsNormForward(x.get(), D.norm1.get(), n, d, eps,
+                                           xn.get(), nullptr, 0),
+                       "rmsnorm"));
+    MIXQ_TRY(linearForward(D.proj[0], xn.get(), n, q.get(), nullptr, nullptr));
+    MIXQ_TRY(linearForward(D.proj[1], xn.get(), n, kNew, nullptr, nullptr));
+    MIXQ_TRY(linearForward(D.proj[2], xn.get(), n, vNew, nullptr, nullptr));
+    MIXQ_TRY(cudaCheck(
+        ops::rope(q.get(), n, h, hd, posD.get(), invFreq_.get(), false, 0),
+        "rope"));
+    MIXQ_TRY(cudaCheck(
+        ops::rope(kNew, n, g, hd, posD.get(), invFreq_.get(), false, 0),
+        "rope"));
+    MIXQ_TRY(cudaCheck(ops::attentionCached(q.get(), cache.k[l].get(),
+                                            cache.v[l].get(), p0, n, h, g, hd,
+                                            att.get(), scores.get(), 0),
+                       "cached attention"));
+    MIXQ_TRY(linearForward(D.proj[3], att.get(), n, tmp.get(), nullptr,
+                           nullptr));
+    MIXQ_TRY(cudaCheck(ops::addInPlace(x.get(), tmp.get(), n * d, 0),
+                       "residual add"));
+    MIXQ_TRY(cudaCheck(ops::rmsNormForward(x.get(), D.norm2.get(), n, d, eps,
+                                           xn.get(), nullptr, 0),
+                       "rmsnorm"));
+    MIXQ_TRY(
+        linearForward(D.proj[4], xn.get(), n, gate.get(), nullptr, nullptr));
+    MIXQ_TRY(linearForward(D.proj[5], xn.get(), n, up.get(), nullptr, nullptr));
+    MIXQ_TRY(cudaCheck(
+        ops::swigluForward(gate.get(), up.get(), n * f, att.get(), 0),
+        "swiglu"));
+    MIXQ_TRY(
+        linearForward(D.proj[6], att.get(), n, tmp.get(), nullptr, nullptr));
+    MIXQ_TRY(cudaCheck(ops::addInPlace(x.get(), tmp.get(), n * d, 0),
+                       "residual add"));
+  }
+  if (nr == 0)
+    return cudaCheck(cudaDeviceSynchronize(), "inference");
+  // Final norm and LM head on the requested rows only.
+  DevBuf<float> xg, xf, logitsD;
+  MIXQ_TRY(xg.alloc(mem_, wsc, nr * d, "logit rows"));
+  MIXQ_TRY(xf.alloc(mem_, wsc, nr * d, "final norm"));
+  MIXQ_TRY(logitsD.alloc(mem_, wsc, nr * vocab, "logits"));
+  MIXQ_TRY(cudaCheck(ops::gatherRows(x.get(), rowsD.get(), nr, d, xg.get(), 0),
+                     "gather"));
+  MIXQ_TRY(cudaCheck(ops::rmsNormForward(xg.get(), finalNorm_.get(), nr, d,
+                                         eps, xf.get(), nullptr, 0),
+                     "final rmsnorm"));
+  if (lmHead_)
+    MIXQ_TRY(linearForward(*lmHead_, xf.get(), nr, logitsD.get(), nullptr,
+                           nullptr));
+  else
+    MIXQ_TRY(gemmXWt(xf.get(), embed_.get(), nr, d, vocab, logitsD.get()));
+  return cudaCheck(cudaMemcpy(logits, logitsD.get(),
+                              sizeof(float) * size_t(nr * vocab),
+                              cudaMemcpyDeviceToHost),
+                   "download logits");
 }
 
 } // namespace
