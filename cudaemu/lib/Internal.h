@@ -16,6 +16,9 @@ void setStickyError(cudaError_t e);
 cudaError_t stickyError();
 /// Whether `stream` is the default stream or one created and not destroyed.
 bool validStream(cudaStream_t stream);
+/// Whether new device memory and each block's dynamic shared memory are
+/// filled with 0xff bytes (MIXQ_EMU_POISON, on unless "0").
+bool poisonAllocations();
 
 } // namespace detail
 } // namespace mixq_emu

@@ -41,14 +41,6 @@ size_t totalGlobalMem() {
   return total;
 }
 
-bool poisonAllocations() {
-  static const bool poison = [] {
-    const char *s = std::getenv("MIXQ_EMU_POISON");
-    return !s || std::strcmp(s, "0") != 0;
-  }();
-  return poison;
-}
-
 bool inDeviceLocked(const void *p, size_t bytes) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   auto it = gDevice.upper_bound(a);
@@ -60,6 +52,14 @@ bool inDeviceLocked(const void *p, size_t bytes) {
 }
 
 } // namespace
+
+bool poisonAllocations() {
+  static const bool poison = [] {
+    const char *s = std::getenv("MIXQ_EMU_POISON");
+    return !s || std::strcmp(s, "0") != 0;
+  }();
+  return poison;
+}
 
 cudaError_t setLastError(cudaError_t e) {
   if (e != cudaSuccess)

@@ -22,6 +22,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <numeric>
@@ -351,6 +352,11 @@ bool runBlock(unsigned blockSeed) {
     w.used = 0;
     w.exited = 0;
   }
+  // Shared memory starts undefined on a GPU; the dynamic part can be made
+  // so here (static __shared__ variables keep the previous block's values).
+  if (!gB.dynamicShared.empty())
+    std::memset(gB.dynamicShared.data(), poisonAllocations() ? 0xff : 0,
+                gB.dynamicShared.size());
   gB.live = n;
   gB.exited = 0;
   gB.atBarrier = 0;

@@ -444,6 +444,15 @@ TEST_F(CudaEmu, DynamicSharedMemoryHasTheLaunchSize) {
   EXPECT_EQ(mixq_emu::launch(dynamicSharedKernel, dim3(1), dim3(1),
                              48 * 1024 + 1, nullptr, d.p, 1),
             cudaErrorInvalidValue);
+  // Each block's dynamic shared memory starts as 0xff bytes (NaN): a block
+  // that reads an element no thread wrote sees NaN, not the previous
+  // block's value or 0.
+  ASSERT_EQ(mixq_emu::launch(dynamicSharedKernel, dim3(2), dim3(50),
+                             100 * sizeof(float), nullptr, d.p, 100),
+            cudaSuccess);
+  out = d.read();
+  for (int i = 0; i < 50; ++i)
+    EXPECT_TRUE(std::isnan(out[i])) << i;
 }
 
 //===----------------------------------------------------------------------===//
