@@ -528,6 +528,7 @@ TaskResult evaluateItems(Model &model, const Tokenizer &tok,
     }
     correct += int(best) == item.gold;
     correctNorm += int(bestNorm) == item.gold;
+    r.itemScores.push_back(std::move(ll));
     if (opts.progress && ((it + 1) % every == 0 || it + 1 == items.size()))
       errs() << formatv("{0}: {1}/{2} acc {3:F4}\n", name, it + 1,
                         items.size(), double(correct) / double(it + 1));

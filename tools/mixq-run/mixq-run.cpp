@@ -83,7 +83,8 @@ cl::opt<std::string> deviceName(
     cl::desc("cpu | cuda | cuda-emu (the CUDA executor on the CPU emulator: "
              "a slow test device); cuda* need a variant directory with "
              "generated kernels"),
-    cl::init("cpu"), cl::sub(finetuneCmd), cl::sub(evalCmd), cl::cat(cat));
+    cl::init("cpu"), cl::sub(finetuneCmd), cl::sub(evalCmd),
+    cl::sub(generateCmd), cl::cat(cat));
 
 // finetune
 cl::opt<std::string> dataSpec("data",
@@ -131,6 +132,11 @@ cl::opt<std::string> tasks("task", cl::desc("Comma-separated tasks"),
                            cl::sub(evalCmd), cl::cat(cat));
 cl::opt<int> limit("limit", cl::desc("First N items per task"), cl::init(-1),
                    cl::sub(evalCmd), cl::sub(finetuneCmd), cl::cat(cat));
+cl::opt<std::string> itemScoresPath(
+    "item-scores",
+    cl::desc("Write each multiple-choice item's per-choice log-likelihoods "
+             "here (JSON: task -> [[ll, ...], ...])"),
+    cl::sub(evalCmd), cl::cat(cat));
 cl::opt<std::string> bosMode("bos", cl::desc("auto|true|false"),
                              cl::init("auto"), cl::sub(evalCmd),
                              cl::sub(finetuneCmd), cl::cat(cat));
@@ -259,14 +265,29 @@ Error runEvalTasks(Session &s, StringRef list, json::Object &acc) {
   eo.limit = limit;
   eo.bos = parseBos();
   eo.progress = !quiet;
+  json::Object scores;
   for (StringRef t : names) {
     auto r = runTask(*s.model, *s.tok, t.trim(), dataDir, eo);
     if (!r)
       return r.takeError();
     acc[r->task] = r->toJSON();
+    if (!r->isPerplexity) {
+      json::Array items;
+      for (const std::vector<double> &ll : r->itemScores)
+        items.push_back(json::Array(ll));
+      scores[r->task] = std::move(items);
+    }
     if (!quiet)
       errs() << formatv("{0}: n={1} acc={2:F4} acc_norm={3:F4}\n", r->task,
                         r->count, r->acc, r->accNorm);
+  }
+  if (!itemScoresPath.empty()) {
+    std::error_code ec;
+    raw_fd_ostream os(itemScoresPath, ec);
+    if (ec)
+      return createStringError(ec, "cannot write '%s': %s",
+                               itemScoresPath.c_str(), ec.message().c_str());
+    os << formatv("{0:2}", json::Value(std::move(scores))) << "\n";
   }
   return Error::success();
 }

@@ -56,6 +56,8 @@ struct TaskResult {
   int64_t tokens = 0;
   bool isPerplexity = false;
   double wallS = 0.0;
+  /// Multiple choice: each item's summed log-likelihood per choice.
+  std::vector<std::vector<double>> itemScores;
   llvm::json::Object toJSON() const;
 };
 
