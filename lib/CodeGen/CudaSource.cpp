@@ -423,37 +423,18 @@ __host__ __device__ __forceinline__ float bitsToFloat(unsigned bits) {
 
 )cuda";
 
-/// The kernel files' one launch spelling (the generated files are
-/// self-contained, so this is include/mixq/Cuda/Launch.h's template written
-/// into mixq_kernels.h): a real launch under nvcc, the CPU emulator's under
-/// MIXQ_CUDA_EMU (docs/cuda.md, "Emulator").
-static const char kLaunchTemplate[] = R"h(
-/* C++ compiled by nvcc (.cu) or for the CPU emulator; not in host-only C
-   or C++ (a .cpp that only calls the launchers has no kernel to launch). */
-#if defined(__cplusplus) && (defined(__CUDACC__) || defined(MIXQ_CUDA_EMU))
-#include <utility>
-
-namespace mixq_kernels {
-
-/// kernel<<<grid, block, shmem, stream>>>(args...) followed by
-/// cudaGetLastError(); on the CPU emulator (MIXQ_CUDA_EMU) the emulator's
-/// launch, which has the same result.
-template <typename... Params, typename... Args>
-inline cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block,
-                          size_t shmem, cudaStream_t stream, Args &&...args) {
-#ifdef MIXQ_CUDA_EMU
-  return ::mixq_emu::launch(kernel, grid, block, shmem, stream,
-                            std::forward<Args>(args)...);
-#else
-  kernel<<<grid, block, shmem, stream>>>(std::forward<Args>(args)...);
-  return cudaGetLastError();
-#endif
-}
-
-} // namespace mixq_kernels
-#endif
-
-)h";
+/// The generated files are self-contained (a variant directory is copied
+/// around without this repository), so the headers they share with the
+/// runtime are written into mixq_kernels.h: the kernels' C ABI
+/// (include/mixq/Cuda/KernelABI.h) and the one launch spelling for nvcc and
+/// the CPU emulator (include/mixq/Cuda/Launch.h), embedded at build time
+/// (lib/CodeGen/CMakeLists.txt).
+static const char kKernelABI[] =
+#include "KernelABI.h.inc"
+    ;
+static const char kLaunchTemplate[] =
+#include "Launch.h.inc"
+    ;
 
 static const char kKernelBody[] =
 #include "CudaKernelBody.inc"
@@ -567,73 +548,11 @@ void mixq::codegen::writeKernelHeader(llvm::ArrayRef<KernelKey> keys,
 #include <stddef.h>
 #include <stdint.h>
 
+)h" << kKernelABI << R"h(
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/// A packed weight W [out, in] in the layout of include/mixq/Kernels/Quant.h
-/// (QuantizedTensor's arrays copied to the device as they are). `codes` must
-/// be 4-byte aligned.
-typedef struct MixQCudaWeight {
-  const uint8_t *codes;      /* out * rowBytes */
-  const float *scales;       /* absmax per block, or alpha per tile */
-  const float *zeros;        /* beta per tile (int4/3/2) */
-  const uint8_t *scaleCodes; /* double quantization: 8-bit absmax codes */
-  const float *scaleAbsmax;  /* double quantization: absmax per 256 codes */
-  float scaleOffset;         /* double quantization: the mean subtracted */
-} MixQCudaWeight;
-
-/// LoRA / Q-BLoRA: A [rank, in / pool], B [out / repeat, rank]; QA-BLoRA:
-/// H [out / repeat, in / pool]; scale s (alpha / r).
-typedef struct MixQCudaAdapter {
-  const float *A;
-  const float *B;
-  const float *H;
-  float scale;
-} MixQCudaAdapter;
-
-/// Gradients of the backward (null = not computed), as LinearGrads of
-/// include/mixq/Kernels/FusedLinear.h: dX [m, in] is overwritten with
-/// dY W plus the adapter path unless dXAdapter takes it; dA/dB/dH are
-/// overwritten, or added to when `accumulate` is non-zero.
-typedef struct MixQCudaGrads {
-  float *dX;
-  float *dXAdapter;
-  float *dA;
-  float *dB;
-  float *dH;
-  int accumulate;
-} MixQCudaGrads;
-
-typedef size_t (*MixQCudaWorkspaceFn)(int64_t m);
-typedef void (*MixQCudaDequantizeHostFn)(const MixQCudaWeight *w, float *out);
-typedef cudaError_t (*MixQCudaForwardFn)(const MixQCudaWeight *w,
-    const MixQCudaAdapter *adapter, const float *x, const float *xa,
-    int64_t m, float *y, void *workspace, cudaStream_t stream);
-typedef cudaError_t (*MixQCudaBackwardFn)(const MixQCudaWeight *w,
-    const MixQCudaAdapter *adapter, const float *x, const float *xa,
-    const float *dy, int64_t m, const MixQCudaGrads *grads, void *workspace,
-    cudaStream_t stream);
-
-/// One kernel of the variant: its key and its launchers.
-typedef struct MixQCudaKernel {
-  const char *name;
-  int format; /* 0 f32, 1 bf16, 2 nf4, 3 fp4, 4 int8, 5 int4, 6 int3, 7 int2 */
-  int64_t block;
-  int doubleQuant;
-  int64_t tileRows, tileCols;
-  int64_t out, in;
-  int adapter; /* 0 none, 1 LoRA, 2 Q-BLoRA, 3 QA-BLoRA */
-  int64_t rank;       /* as in the IR */
-  int64_t storedRank; /* inner dimension of A and B */
-  int64_t poolIn, repeatOut;
-  MixQCudaWorkspaceFn workspaceBytes;
-  MixQCudaForwardFn forward;
-  MixQCudaBackwardFn backward;
-  /* The kernel's decoder compiled for the host: W [out, in] from a weight
-     whose pointers are host pointers (tests the layout without a GPU). */
-  MixQCudaDequantizeHostFn dequantizeHost;
-} MixQCudaKernel;
 
 /// The kernels of this variant (registry.cu), followed by an entry whose
 /// name is NULL.
@@ -649,7 +568,7 @@ const MixQCudaKernel *mixq_cuda_find_kernel(const char *name);
     os << "\n";
   }
   os << "#ifdef __cplusplus\n} /* extern \"C\" */\n#endif\n\n"
-     << kLaunchTemplate << "#endif /* MIXQ_KERNELS_H */\n";
+     << kLaunchTemplate << "\n#endif /* MIXQ_KERNELS_H */\n";
 }
 
 void mixq::codegen::writeKernelRegistry(llvm::ArrayRef<KernelKey> keys,

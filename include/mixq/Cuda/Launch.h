@@ -4,7 +4,9 @@
 // instead of the <<<grid, block, shmem, stream>>> syntax, so that the same
 // .cu source compiles with nvcc (a real launch) and, as plain C++ with
 // -DMIXQ_CUDA_EMU and the headers of cudaemu/include, runs on the CPU
-// emulator (docs/cuda.md, "Emulator").
+// emulator (docs/cuda.md, "Emulator"). Only C++ compiled by nvcc or for
+// the emulator sees it: a host-only translation unit has nothing to launch.
+// lib/CodeGen writes this file's text into every generated mixq_kernels.h.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +15,7 @@
 
 #include <cuda_runtime.h>
 
+#if defined(__cplusplus) && (defined(__CUDACC__) || defined(MIXQ_CUDA_EMU))
 #include <cstddef>
 #include <utility>
 
@@ -35,5 +38,6 @@ inline cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block,
 
 } // namespace cuda
 } // namespace mixq
+#endif // __CUDACC__ || MIXQ_CUDA_EMU
 
 #endif // MIXQ_CUDA_LAUNCH_H
