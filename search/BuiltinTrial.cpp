@@ -2,9 +2,11 @@
 
 #include "mixq/Search/BuiltinTrial.h"
 
+#include "mixq/CodeGen/Passes.h"
 #include "mixq/Import/Checkpoint.h"
 #include "mixq/Import/ImportMLIR.h"
 #include "mixq/Runtime/Data.h"
+#include "mixq/Runtime/Device.h"
 #include "mixq/Runtime/Eval.h"
 #include "mixq/Runtime/Export.h"
 #include "mixq/Runtime/Trainer.h"
@@ -197,19 +199,24 @@ Value TrialRecipe::toJSON() const {
   Array t;
   for (const std::string &s : tasks)
     t.push_back(s);
-  return Object{{"checkpoint", checkpoint},
-                {"tokenizer", tokenizer},
-                {"data_dir", dataDir},
-                {"tasks", std::move(t)},
-                {"train_data", trainData},
-                {"epochs", epochs},
-                {"batch", batch},
-                {"lr", lr},
-                {"seed", static_cast<int64_t>(seed)},
-                {"train_limit", trainLimit},
-                {"eval_limit", evalLimit},
-                {"seq_len", seqLen},
-                {"threads", threads}};
+  Object o{{"checkpoint", checkpoint},
+            {"tokenizer", tokenizer},
+            {"data_dir", dataDir},
+            {"tasks", std::move(t)},
+            {"train_data", trainData},
+            {"epochs", epochs},
+            {"batch", batch},
+            {"lr", lr},
+            {"seed", static_cast<int64_t>(seed)},
+            {"train_limit", trainLimit},
+            {"eval_limit", evalLimit},
+            {"seq_len", seqLen},
+            {"threads", threads}};
+  // "cpu" is left out, so the recipes of studies made before the option
+  // compare equal.
+  if (device != "cpu")
+    o["device"] = device;
+  return o;
 }
 
 llvm::Expected<TrialRecipe> TrialRecipe::fromJSON(const Value &v,
@@ -229,10 +236,14 @@ llvm::Expected<TrialRecipe> TrialRecipe::fromJSON(const Value &v,
             m.mapOptional("train_limit", r.trainLimit) &&
             m.mapOptional("eval_limit", r.evalLimit) &&
             m.mapOptional("seq_len", r.seqLen) &&
-            m.mapOptional("threads", r.threads);
+            m.mapOptional("threads", r.threads) &&
+            m.mapOptional("device", r.device);
   if (!ok)
     return trialError(origin + ": bad trial recipe: " +
                       llvm::toString(root.getError()));
+  if (auto kind = mixq::runtime::parseDeviceKind(r.device); !kind)
+    return trialError(origin + ": bad trial recipe: " +
+                      llvm::toString(kind.takeError()));
   r.seed = static_cast<uint64_t>(seed);
   return r;
 }
@@ -283,6 +294,8 @@ BuiltinTrial::create(TrialRecipe recipe, std::string workDir,
   if (recipe.trainLimit == 0 || recipe.evalLimit == 0)
     return trialError("--train-limit and --limit must be positive (or -1 "
                       "for all)");
+  if (auto kind = mixq::runtime::parseDeviceKind(recipe.device); !kind)
+    return kind.takeError();
   auto ckpt = mixq::Checkpoint::open(recipe.checkpoint);
   if (!ckpt)
     return ckpt.takeError();
@@ -321,6 +334,12 @@ llvm::Error BuiltinTrial::emitVariant(llvm::StringRef configPath,
   mixq::MixQEmitVariantPassOptions emit;
   emit.out = out.str();
   pm.addPass(mixq::createMixQEmitVariantPass(emit));
+  if (recipe.device != "cpu") {
+    // The CUDA executor runs the variant's generated kernels.
+    mixq::MixQEmitKernelsPassOptions kernels;
+    kernels.out = out.str();
+    pm.addPass(mixq::createMixQEmitKernelsPass(kernels));
+  }
   if (mlir::failed(pm.run(*module)))
     return trialError("compiling " + configPath + " failed: " +
                       llvm::StringRef(diag).rtrim());
@@ -354,6 +373,20 @@ llvm::Expected<std::string> BuiltinTrial::runTrial(const TrialRequest &req,
   auto model = v.buildModel(mem, mo);
   if (!model)
     return model.takeError();
+  // --device: fine-tune (forward / backward) and evaluation on the executor.
+  auto kind = parseDeviceKind(recipe.device);
+  if (!kind)
+    return kind.takeError();
+  std::shared_ptr<DeviceExecutor> device;
+  if (*kind != DeviceKind::CPU) {
+    DeviceOptions dopts;
+    dopts.variantDir = variantDir;
+    auto exec = loadDeviceExecutor(*kind, **model, dopts);
+    if (!exec)
+      return exec.takeError();
+    device = std::move(*exec);
+    (*model)->attachDevice(device);
+  }
   DataOptions dopt;
   dopt.seqLen = std::min<int64_t>(recipe.seqLen, v.model().maxSeqLen);
   std::string trainSpec =
@@ -404,6 +437,10 @@ llvm::Expected<std::string> BuiltinTrial::runTrial(const TrialRequest &req,
     acc[r->task] = r->toJSON();
   }
   metrics["accuracy"] = std::move(acc);
+  if (device) {
+    metrics["device"] = device->deviceName();
+    metrics["device_peak_bytes"] = device->memory().peakJSON();
+  }
   metrics["wall_s"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();

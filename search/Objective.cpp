@@ -101,6 +101,10 @@ llvm::Expected<TrialMetrics> mixq::search::parseMetrics(llvm::StringRef text,
     m.pruned = *pruned;
   const Value *acc = o->get("accuracy");
   const Value *pb = o->get("peak_bytes");
+  // A run on a device (mixq-run --device, the built-in trial's device): M is
+  // the device's peak, the memory the configuration needs there.
+  if (const Value *dev = o->get("device_peak_bytes"))
+    pb = dev;
   if (!acc || !pb) {
     if (!m.pruned)
       return metricsError(origin, llvm::Twine("the metrics JSON has no '") +

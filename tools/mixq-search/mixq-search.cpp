@@ -202,6 +202,12 @@ static cl::opt<int> threadsOpt("threads",
                                         "runtime default)"),
                                cl::init(0), cl::sub(runCmd),
                                cl::cat(trialCat));
+static cl::opt<std::string> deviceOpt(
+    "device",
+    cl::desc("Where each built-in trial fine-tunes and evaluates: cpu | cuda "
+             "| cuda-emu (the CUDA executor on the CPU emulator, a slow test "
+             "device); the trial also generates the variant's kernels"),
+    cl::init("cpu"), cl::sub(runCmd), cl::cat(trialCat));
 static cl::opt<std::string> tokenizerOpt("tokenizer",
                                          cl::desc("Tokenizer file"),
                                          cl::sub(runCmd), cl::cat(trialCat));
@@ -332,6 +338,8 @@ void applyRecipeOptions(TrialRecipe &r, bool all) {
     r.seqLen = seqLenOpt;
   if (given(threadsOpt))
     r.threads = threadsOpt;
+  if (given(deviceOpt))
+    r.device = deviceOpt;
   if (given(tokenizerOpt))
     r.tokenizer = tokenizerOpt;
   if (given(dataDirOpt))
@@ -362,6 +370,11 @@ llvm::Expected<std::string> trialWorkDir(llvm::StringRef name) {
 llvm::Error openStudy(StudyStore &store, StudyInfo &study, SearchSpace &space,
                       StrategySettings &settings, int64_t &budget,
                       std::optional<TrialRecipe> &recipe) {
+  if (!objectiveCmd.empty() && deviceOpt.getNumOccurrences())
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "--device is for the built-in trial; an --objective-cmd chooses its "
+        "own device (e.g. mixq-run finetune --device ...)");
   auto existing = store.loadStudy(studyName);
   if (existing) {
     study = *existing;

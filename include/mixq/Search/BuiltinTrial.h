@@ -8,7 +8,8 @@
 //      manager (the pipeline scripts/mixq-trial.sh runs with mixq-opt),
 //   2. opens the variant with the runtime library, fine-tunes its adapters
 //      (the recipe: data, epochs, batch, lr, seed, limits, threads) and
-//      evaluates the tasks,
+//      evaluates the tasks, on the CPU or, with the recipe's device, on the
+//      CUDA executor (the pass pipeline then also runs --mixq-emit-kernels),
 //   3. writes the runtime's metrics JSON (accuracy per task, measured
 //      peak_bytes, loss curve, ...) to <trial dir>/metrics.json.
 // The parent heartbeats, enforces the timeout and kills the child's process
@@ -74,6 +75,10 @@ struct TrialRecipe {
   int64_t evalLimit = 100;     ///< first N items per task (-1: all)
   int64_t seqLen = 256;
   int threads = 0;             ///< kernel threads (0: runtime default)
+  /// Where the fine-tune and evaluation run: "cpu", "cuda" or "cuda-emu"
+  /// (runtime Device.h; the variant's kernels are generated in process).
+  /// Stored in the recipe only when not "cpu".
+  std::string device = "cpu";
 
   llvm::json::Value toJSON() const;
   static llvm::Expected<TrialRecipe> fromJSON(const llvm::json::Value &v,

@@ -13,7 +13,8 @@
 // Metrics JSON (runtime -> search), at least:
 //   {"accuracy": 0.61 | {"task": {"acc": .., "acc_norm": ..} | number, ...},
 //    "peak_bytes": 123 | {"total": 123, ...}, "pruned": false, ...}
-// P = accuracy (the mean of the tasks' `acc`), M = peak bytes (total).
+// P = accuracy (the mean of the tasks' `acc`), M = peak bytes (total); with
+// "device_peak_bytes" (a run on a CUDA device) M is the device's total.
 //
 //===----------------------------------------------------------------------===//
 
