@@ -232,8 +232,8 @@ TEST(DeviceOps, PackedGQAAttention) {
 TEST(DeviceOps, CachedGQAAttention) {
   Rng rng(6);
   const int64_t h = 4, g = 2, hd = 8, kw = g * hd;
-  for (auto [p0, n] : {std::pair<int64_t, int64_t>{0, 5}, {75, 3}, {130, 1},
-                       {0, 1}}) {
+  for (auto [p0, n] :
+       {std::pair<int64_t, int64_t>{0, 5}, {75, 3}, {130, 1}, {0, 1}}) {
     const int64_t total = p0 + n;
     std::vector<float> q = randomVec(rng, n * h * hd),
                        k = randomVec(rng, total * kw),

@@ -230,8 +230,8 @@ protected:
     Model *model;
   };
   /// Runs `toks` on both models' caches and compares the logits of `rows`.
-  void step(Run (&r)[2], ArrayRef<int> toks, ArrayRef<int64_t> rows,
-            double tol, const std::string &what) {
+  void step(Run (&r)[2], ArrayRef<int> toks, ArrayRef<int64_t> rows, double tol,
+            const std::string &what) {
     const int64_t vocab = model[0]->config().vocabSize;
     std::vector<float> out[2];
     for (int i = 0; i < 2; ++i) {
@@ -245,8 +245,8 @@ protected:
       err = std::max(err, double(std::fabs(out[0][j] - out[1][j])));
     }
     EXPECT_GT(mx, 0.0) << what;
-    EXPECT_LE(err, tol * mx) << what << ": max |cpu - device| " << err
-                             << ", max |cpu| " << mx;
+    EXPECT_LE(err, tol * mx)
+        << what << ": max |cpu - device| " << err << ", max |cpu| " << mx;
   }
   static std::vector<int> tokens(int n, uint64_t seed) {
     Rng rng(seed);

@@ -516,8 +516,7 @@ public:
   Expected<double> loss(const Batch &batch) override {
     return run(batch, 0.0f, {}, /*backward=*/false);
   }
-  Expected<std::unique_ptr<DeviceKVCache>>
-  makeCache(int64_t capacity) override;
+  Expected<std::unique_ptr<DeviceKVCache>> makeCache(int64_t capacity) override;
   Error forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cache, int64_t p0,
                      ArrayRef<int64_t> logitRows, float *logits) override;
   const MemoryTracker &memory() const override { return mem_.tracker(); }
@@ -1185,14 +1184,13 @@ Error CudaExecutor::forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cacheBase,
     pos[i] = int(p0 + i);
   for (int64_t i = 0; i < nr; ++i) {
     if (logitRows[i] < 0 || logitRows[i] >= n)
-      return execError(formatv("logit row {0} outside the {1} new tokens",
-                               logitRows[i], n));
+      return execError(
+          formatv("logit row {0} outside the {1} new tokens", logitRows[i], n));
     rows[i] = int(logitRows[i]);
   }
   int64_t maxW = d;
   for (DecoderLayer &L : model_.layers())
-    maxW =
-        std::max({maxW, L.shape.intermediateSize, L.shape.numHeads * hd});
+    maxW = std::max({maxW, L.shape.intermediateSize, L.shape.numHeads * hd});
   DevBuf<int> tokensD, posD, rowsD;
   MIXQ_TRY(tokensD.fill(mem_, wsc, tokens.data(), n, "tokens"));
   MIXQ_TRY(posD.fill(mem_, wsc, pos.data(), n, "positions"));
@@ -1209,8 +1207,8 @@ Error CudaExecutor::forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cacheBase,
   int64_t maxHeads = 0;
   for (DecoderLayer &L : model_.layers())
     maxHeads = std::max(maxHeads, L.shape.numHeads);
-  MIXQ_TRY(scores.alloc(mem_, wsc, n * maxHeads * (p0 + n),
-                        "attention scores"));
+  MIXQ_TRY(
+      scores.alloc(mem_, wsc, n * maxHeads * (p0 + n), "attention scores"));
   MIXQ_TRY(cudaCheck(
       ops::embeddingForward(embed_.get(), d, tokensD.get(), n, x.get(), 0),
       "embedding"));
@@ -1237,8 +1235,8 @@ Error CudaExecutor::forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cacheBase,
                                             cache.v[l].get(), p0, n, h, g, hd,
                                             att.get(), scores.get(), 0),
                        "cached attention"));
-    MIXQ_TRY(linearForward(D.proj[3], att.get(), n, tmp.get(), nullptr,
-                           nullptr));
+    MIXQ_TRY(
+        linearForward(D.proj[3], att.get(), n, tmp.get(), nullptr, nullptr));
     MIXQ_TRY(cudaCheck(ops::addInPlace(x.get(), tmp.get(), n * d, 0),
                        "residual add"));
     MIXQ_TRY(cudaCheck(ops::rmsNormForward(x.get(), D.norm2.get(), n, d, eps,
@@ -1247,9 +1245,9 @@ Error CudaExecutor::forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cacheBase,
     MIXQ_TRY(
         linearForward(D.proj[4], xn.get(), n, gate.get(), nullptr, nullptr));
     MIXQ_TRY(linearForward(D.proj[5], xn.get(), n, up.get(), nullptr, nullptr));
-    MIXQ_TRY(cudaCheck(
-        ops::swigluForward(gate.get(), up.get(), n * f, att.get(), 0),
-        "swiglu"));
+    MIXQ_TRY(
+        cudaCheck(ops::swigluForward(gate.get(), up.get(), n * f, att.get(), 0),
+                  "swiglu"));
     MIXQ_TRY(
         linearForward(D.proj[6], att.get(), n, tmp.get(), nullptr, nullptr));
     MIXQ_TRY(cudaCheck(ops::addInPlace(x.get(), tmp.get(), n * d, 0),
@@ -1264,12 +1262,12 @@ Error CudaExecutor::forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cacheBase,
   MIXQ_TRY(logitsD.alloc(mem_, wsc, nr * vocab, "logits"));
   MIXQ_TRY(cudaCheck(ops::gatherRows(x.get(), rowsD.get(), nr, d, xg.get(), 0),
                      "gather"));
-  MIXQ_TRY(cudaCheck(ops::rmsNormForward(xg.get(), finalNorm_.get(), nr, d,
-                                         eps, xf.get(), nullptr, 0),
+  MIXQ_TRY(cudaCheck(ops::rmsNormForward(xg.get(), finalNorm_.get(), nr, d, eps,
+                                         xf.get(), nullptr, 0),
                      "final rmsnorm"));
   if (lmHead_)
-    MIXQ_TRY(linearForward(*lmHead_, xf.get(), nr, logitsD.get(), nullptr,
-                           nullptr));
+    MIXQ_TRY(
+        linearForward(*lmHead_, xf.get(), nr, logitsD.get(), nullptr, nullptr));
   else
     MIXQ_TRY(gemmXWt(xf.get(), embed_.get(), nr, d, vocab, logitsD.get()));
   return cudaCheck(cudaMemcpy(logits, logitsD.get(),
