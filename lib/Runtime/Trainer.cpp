@@ -2,6 +2,7 @@
 
 #include "mixq/Runtime/Trainer.h"
 #include "mixq/Runtime/AdaLoRA.h"
+#include "mixq/Runtime/Device.h"
 
 #include "mixq/Import/Checkpoint.h"
 
@@ -67,13 +68,43 @@ struct AdamW {
     }
   }
 
+  /// With a device attached (Device.h): parameters, gradients and moments
+  /// live there between toDevice and fromDevice; the host copies are synced
+  /// for checkpoints and at the end.
+  DeviceExecutor *dev = nullptr;
+  std::vector<float *> mp, vp;
+
+  Error toDevice(DeviceExecutor *d) {
+    std::vector<const float *> cm, cv;
+    std::vector<float *> ps;
+    for (size_t i = 0; i < params.size(); ++i) {
+      ps.push_back(params[i].first->data());
+      mp.push_back(m[i].data());
+      vp.push_back(v[i].data());
+      cm.push_back(m[i].data());
+      cv.push_back(v[i].data());
+    }
+    if (Error e = d->optimizerBegin(ps, cm, cv))
+      return e;
+    dev = d;
+    return Error::success();
+  }
+  Error sync() { return dev ? dev->optimizerSync(mp, vp) : Error::success(); }
+  Error fromDevice() {
+    DeviceExecutor *d = dev;
+    dev = nullptr;
+    return d ? d->optimizerEnd(mp, vp) : Error::success();
+  }
+
   /// One update at 1-based step t.
-  void step(const TrainOptions &o, double lr, int64_t t) {
+  Error step(const TrainOptions &o, double lr, int64_t t) {
     const float b1 = float(o.beta1), b2 = float(o.beta2);
     const double c1 = 1.0 - std::pow(o.beta1, double(t)),
                  c2 = 1.0 - std::pow(o.beta2, double(t));
     const float stepSize = float(lr / c1), decay = float(1.0 - lr * o.weightDecay);
     const float invSqrtC2 = float(1.0 / std::sqrt(c2)), eps = float(o.adamEps);
+    if (dev)
+      return dev->adamStep({b1, b2, stepSize, decay, invSqrtC2, eps});
     for (size_t i = 0; i < params.size(); ++i) {
       float *w = params[i].first->data();
       const float *g = params[i].second->data();
@@ -85,6 +116,7 @@ struct AdamW {
         w[j] -= stepSize * mi[j] / (std::sqrt(vi[j]) * invSqrtC2 + eps);
       }
     }
+    return Error::success();
   }
 };
 
@@ -301,6 +333,10 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
     if (*ada)
       (*ada)->restored();
   }
+  // AdamW on the attached device (no per-step parameter / gradient copies).
+  if (DeviceExecutor *dev = model.device())
+    if (Error e = opt.toDevice(dev))
+      return std::move(e);
   const int64_t firstStep = step;
   res.firstStep = firstStep;
   auto start = std::chrono::steady_clock::now();
@@ -321,7 +357,12 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
       for (int t : data[order[i]].targets)
         targets += t >= 0;
     float scale = targets ? 1.0f / float(targets) : 0.0f;
-    model.zeroGrads();
+    if (opt.dev) {
+      if (Error e = opt.dev->zeroGradients())
+        return std::move(e);
+    } else {
+      model.zeroGrads();
+    }
     double lossSum = 0.0;
     for (int64_t m0 = b0; m0 < b1; m0 += micro) {
       Batch batch;
@@ -333,7 +374,8 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
     if (*ada)
       (*ada)->addRegularizer();
     double lr = learningRate(o, step, res.totalSteps);
-    opt.step(o, lr, step + 1);
+    if (Error e = opt.step(o, lr, step + 1))
+      return std::move(e);
     if (*ada)
       (*ada)->update(step + 1);
     ++step;
@@ -349,16 +391,22 @@ Expected<TrainResult> train(Model &model, const std::vector<Example> &data,
                         step, res.totalSteps, res.losses.back(), lr,
                         double(res.tokens) / std::max(secs, 1e-9), eta);
     }
-    if (!o.outDir.empty() && o.saveEvery > 0 && step % o.saveEvery == 0)
+    if (!o.outDir.empty() && o.saveEvery > 0 && step % o.saveEvery == 0) {
+      if (Error e = opt.sync())
+        return std::move(e);
       if (Error e =
               saveCheckpoint(o, opt, step, dropRng, res.losses, extra))
         return std::move(e);
+    }
   }
   res.wallS = std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                             start)
                   .count();
   res.steps = step;
   res.finished = step == res.totalSteps;
+  // The host copies are current again (export, evaluation, checkpoint).
+  if (Error e = opt.fromDevice())
+    return std::move(e);
   if (!o.outDir.empty())
     if (Error e = saveCheckpoint(o, opt, step, dropRng, res.losses, extra))
       return std::move(e);

@@ -257,6 +257,37 @@ TEST(DeviceOps, CachedGQAAttention) {
             cudaErrorInvalidValue);
 }
 
+/// AdamW (the Trainer's device optimizer) bit for bit against the Trainer's
+/// host loop (lib/Runtime/Trainer.cpp, the same f32 operations in the same
+/// order; the emulator build does not contract to FMA), over three steps.
+TEST(DeviceOps, AdamWMatchesTheTrainerBitForBit) {
+  Rng rng(8);
+  const int64_t n = 3000; // more than one block
+  std::vector<float> w = randomVec(rng, n), m(n, 0.0f), v(n, 0.0f);
+  Dev<float> dW(w), dM(m), dV(v);
+  const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+  for (int t = 1; t <= 3; ++t) {
+    std::vector<float> g = randomVec(rng, n, 0.1f);
+    Dev<float> dG(g);
+    const double lr = 3e-3 * t, c1 = 1.0 - std::pow(0.9, t),
+                 c2 = 1.0 - std::pow(0.999, t);
+    const float stepSize = float(lr / c1), decay = float(1.0 - lr * 0.01),
+                invSqrtC2 = float(1.0 / std::sqrt(c2));
+    for (int64_t j = 0; j < n; ++j) {
+      m[j] = b1 * m[j] + (1.0f - b1) * g[j];
+      v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+      w[j] *= decay;
+      w[j] -= stepSize * m[j] / (std::sqrt(v[j]) * invSqrtC2 + eps);
+    }
+    ASSERT_EQ(dops::adamw(dW.get(), dG.get(), dM.get(), dV.get(), n, b1, b2,
+                          stepSize, decay, invSqrtC2, eps, 0),
+              cudaSuccess);
+  }
+  EXPECT_EQ(dW.host(), w);
+  EXPECT_EQ(dM.host(), m);
+  EXPECT_EQ(dV.host(), v);
+}
+
 TEST(DeviceOps, SwiGLUDropoutAdd) {
   Rng rng(5);
   const int64_t count = 1000;

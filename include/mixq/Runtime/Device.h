@@ -7,9 +7,11 @@
 // runs every op there (the variant's generated kernels for the fused
 // linears, cuBLAS for the f32 GEMMs, lib/Runtime/Cuda/DeviceOps.cu for the
 // rest), and adds the adapter gradients into the Model's host gradient
-// buffers. The Trainer, AdamW, checkpoints and metrics stay on the host:
+// buffers. The Trainer, checkpoints and metrics stay on the host:
 // Model::forwardBackward / loss / makeCache / forwardInfer delegate to an
-// attached executor (inference keeps its KV cache on the device).
+// attached executor (inference keeps its KV cache on the device), and the
+// Trainer runs AdamW on it (optimizerBegin .. optimizerEnd), so a step
+// moves no parameters or gradients between host and device.
 //
 // Backends are shared objects that mixq-run does not link: `cuda`
 // (libMixQCudaExec.so, nvcc + cudart + cuBLAS) and `cuda-emu`
@@ -84,6 +86,32 @@ public:
                                    llvm::ArrayRef<int64_t> logitRows,
                                    float *logits) = 0;
 
+  /// Device-resident AdamW (the Trainer uses it when a device is attached).
+  /// optimizerBegin uploads the Model's trainable parameters `params` (the
+  /// data of Model::parameters()' buffers) and the AdamW moments `m`, `v`
+  /// (host arrays of the same sizes, same order) and keeps
+  /// all three on the device (moments: Optimizer) until optimizerEnd: in
+  /// between, forwardBackward neither uploads parameters nor touches the
+  /// host gradient buffers (gradients accumulate on the device until
+  /// zeroGradients), and adamStep updates the device copies.
+  virtual llvm::Error optimizerBegin(llvm::ArrayRef<float *> params,
+                                     llvm::ArrayRef<const float *> m,
+                                     llvm::ArrayRef<const float *> v) = 0;
+  virtual llvm::Error zeroGradients() = 0;
+  /// One AdamW update of every parameter: m = b1 m + (1 - b1) g,
+  /// v = b2 v + (1 - b2) g g, w = w * decay - stepSize m / (sqrt(v) *
+  /// invSqrtC2 + eps), in f32 in this order (the Trainer's arithmetic).
+  struct AdamScalars {
+    float b1, b2, stepSize, decay, invSqrtC2, eps;
+  };
+  virtual llvm::Error adamStep(const AdamScalars &s) = 0;
+  /// Downloads the parameters (into the Model's buffers) and the moments.
+  virtual llvm::Error optimizerSync(llvm::ArrayRef<float *> m,
+                                    llvm::ArrayRef<float *> v) = 0;
+  /// optimizerSync, then frees the device moments and leaves the mode.
+  virtual llvm::Error optimizerEnd(llvm::ArrayRef<float *> m,
+                                   llvm::ArrayRef<float *> v) = 0;
+
   /// Device bytes by category (weights, adapters, gradients, activations,
   /// workspace; the optimizer stays on the host).
   virtual const MemoryTracker &memory() const = 0;
@@ -107,7 +135,7 @@ struct DeviceOptions {
 using CreateDeviceExecutorFn = DeviceExecutor *(*)(int abiVersion, Model *model,
                                                    const DeviceOptions *opts,
                                                    std::string *error);
-constexpr int kDeviceAbiVersion = 2;
+constexpr int kDeviceAbiVersion = 3;
 constexpr const char *kCreateDeviceExecutorSymbol =
     "mixq_create_device_executor";
 

@@ -285,6 +285,20 @@ __global__ void attentionCachedKernel(const float *q, const float *kCache,
   }
 }
 
+__global__ void adamwKernel(float *w, const float *g, float *m, float *v,
+                            int64_t n, float b1, float b2, float stepSize,
+                            float decay, float invSqrtC2, float eps) {
+  for (int64_t i = globalThread(); i < n; i += gridThreads()) {
+    const float mi = b1 * m[i] + (1.0f - b1) * g[i];
+    const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    float wi = w[i] * decay;
+    wi -= stepSize * mi / (sqrtf(vi) * invSqrtC2 + eps);
+    w[i] = wi;
+  }
+}
+
 __device__ __forceinline__ float sigmoidf(float x) {
   return 1.0f / (1.0f + expf(-x));
 }
@@ -422,6 +436,15 @@ cudaError_t attentionForward(const float *q, const float *k, const float *v,
   return launch(attentionForwardKernel, dim3(unsigned(seqs.numSeqs * h)),
                 dim3(kAttnThreads), 0, stream, q, k, v, seqs.seqStart,
                 seqs.probOffset, h, g, hd, out, probs);
+}
+
+cudaError_t adamw(float *w, const float *g, float *m, float *v, int64_t n,
+                  float b1, float b2, float stepSize, float decay,
+                  float invSqrtC2, float eps, cudaStream_t stream) {
+  if (n == 0)
+    return cudaSuccess;
+  return launch(adamwKernel, eltGrid(n), dim3(kEltThreads), 0, stream, w, g, m,
+                v, n, b1, b2, stepSize, decay, invSqrtC2, eps);
 }
 
 cudaError_t attentionCached(const float *q, const float *kCache,

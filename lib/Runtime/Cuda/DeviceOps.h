@@ -91,6 +91,13 @@ cudaError_t dropoutApply(const float *x, const uint8_t *mask, float scale,
                          int64_t count, float *out, bool accumulate,
                          cudaStream_t stream);
 
+/// AdamW on n values, f32, in the Trainer's order of operations:
+/// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g g; w *= decay;
+/// w -= stepSize m / (sqrt(v) invSqrtC2 + eps).
+cudaError_t adamw(float *w, const float *g, float *m, float *v, int64_t n,
+                  float b1, float b2, float stepSize, float decay,
+                  float invSqrtC2, float eps, cudaStream_t stream);
+
 /// y[i] += x[i].
 cudaError_t addInPlace(float *y, const float *x, int64_t count,
                        cudaStream_t stream);

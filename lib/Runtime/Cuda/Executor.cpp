@@ -9,9 +9,11 @@
 // object, finds each linear's kernel by the name kernels/manifest.json gives
 // it, and copies the bases, norms, embedding and adapters to the device
 // through one allocator (DeviceMemory) that accounts every byte by category.
-// Each step uploads the adapter parameters (small), runs the forward and
-// backward of Model.cpp op for op on the device, and adds the adapter
-// gradients into the host Model's gradient buffers. Inference
+// Each step runs the forward and backward of Model.cpp op for op on the
+// device; within the Trainer's AdamW on the device (optimizerBegin ..
+// optimizerEnd) parameters, gradients and moments stay there, otherwise the
+// adapters are uploaded before and the gradients added into the host
+// Model's buffers after. Inference
 // (Model::forwardInfer: eval, generate) runs there too, with its KV cache in
 // device memory; only the requested logit rows come back to the host.
 //
@@ -519,6 +521,12 @@ public:
   Expected<std::unique_ptr<DeviceKVCache>> makeCache(int64_t capacity) override;
   Error forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cache, int64_t p0,
                      ArrayRef<int64_t> logitRows, float *logits) override;
+  Error optimizerBegin(ArrayRef<float *> params, ArrayRef<const float *> m,
+                       ArrayRef<const float *> v) override;
+  Error zeroGradients() override;
+  Error adamStep(const AdamScalars &s) override;
+  Error optimizerSync(ArrayRef<float *> m, ArrayRef<float *> v) override;
+  Error optimizerEnd(ArrayRef<float *> m, ArrayRef<float *> v) override;
   const MemoryTracker &memory() const override { return mem_.tracker(); }
 
 private:
@@ -549,6 +557,16 @@ private:
   std::vector<DevLayer> layers_;
   std::unique_ptr<DevLinear> lmHead_;
   DevBuf<uint8_t> ws_;
+  /// Device-resident AdamW (optimizerBegin .. optimizerEnd): one entry per
+  /// Model::parameters() pair, its device parameter and gradient, and the
+  /// moments.
+  struct DevParam {
+    DevBuf<float> *param = nullptr, *grad = nullptr;
+    float *host = nullptr;
+    DevBuf<float> m, v;
+  };
+  std::vector<DevParam> params_;
+  bool resident_ = false;
 };
 
 Error CudaExecutor::checkSupported() {
@@ -917,8 +935,11 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
     MIXQ_TRY(probOffsetD[h].fill(mem_, wsc, off.data(), S + 1,
                                  "probability offsets"));
   }
-  MIXQ_TRY(uploadParameters());
-  if (backward)
+  if (!resident_)
+    MIXQ_TRY(uploadParameters());
+  // Resident AdamW: the gradients accumulate on the device until
+  // zeroGradients.
+  if (backward && !resident_)
     for (DevLayer &D : layers_)
       for (DevLinear &dl : D.proj)
         if (dl.train) {
@@ -1131,7 +1152,7 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
   };
   for (DevLayer &D : layers_)
     for (DevLinear &dl : D.proj)
-      if (dl.train) {
+      if (dl.train && !resident_) {
         MIXQ_TRY(addBack(dl.dA, dl.host->dA));
         MIXQ_TRY(addBack(dl.dB, dl.host->dB));
         MIXQ_TRY(addBack(dl.dH, dl.host->dH));
@@ -1158,8 +1179,10 @@ CudaExecutor::makeCache(int64_t capacity) {
     MIXQ_TRY(c->v.back().alloc(mem_, MemCategory::Activations, capacity * kw,
                                "KV cache values"));
   }
-  // The parameters of this moment serve the whole cache's life.
-  MIXQ_TRY(uploadParameters());
+  // The parameters of this moment serve the whole cache's life (with a
+  // resident AdamW the device copies are the current ones).
+  if (!resident_)
+    MIXQ_TRY(uploadParameters());
   return std::unique_ptr<DeviceKVCache>(std::move(c));
 }
 
@@ -1274,6 +1297,103 @@ Error CudaExecutor::forwardInfer(ArrayRef<int> tokens, DeviceKVCache &cacheBase,
                               sizeof(float) * size_t(nr * vocab),
                               cudaMemcpyDeviceToHost),
                    "download logits");
+}
+
+//===----------------------------------------------------------------------===//
+// AdamW on the device
+//===----------------------------------------------------------------------===//
+
+Error CudaExecutor::optimizerBegin(ArrayRef<float *> hostParams,
+                                   ArrayRef<const float *> m,
+                                   ArrayRef<const float *> v) {
+  if (resident_)
+    return execError("optimizerBegin: the optimizer is already on the device");
+  // The device buffers of every host parameter, in Model::parameters()
+  // order.
+  std::map<const float *, std::pair<DevBuf<float> *, DevBuf<float> *>> dev;
+  for (DevLayer &D : layers_)
+    for (DevLinear &dl : D.proj)
+      if (dl.train) {
+        LinearLayer &lin = *dl.host;
+        if (!lin.dA.empty())
+          dev[lin.A.data()] = {&dl.A, &dl.dA};
+        if (!lin.dB.empty())
+          dev[lin.B.data()] = {&dl.B, &dl.dB};
+        if (!lin.dH.empty())
+          dev[lin.H.data()] = {&dl.H, &dl.dH};
+      }
+  const size_t np = hostParams.size();
+  if (m.size() != np || v.size() != np || dev.size() != np)
+    return execError(formatv("optimizerBegin: {0} parameters ({1} on the "
+                             "device), {2} / {3} moments",
+                             np, dev.size(), m.size(), v.size()));
+  std::vector<DevParam> params(np);
+  for (size_t i = 0; i < np; ++i) {
+    auto it = dev.find(hostParams[i]);
+    if (it == dev.end())
+      return execError(formatv("optimizerBegin: trainable parameter {0} has "
+                               "no device copy",
+                               i));
+    DevParam &p = params[i];
+    p.param = it->second.first;
+    p.grad = it->second.second;
+    p.host = hostParams[i];
+    const int64_t n = p.param->size();
+    MIXQ_TRY(p.param->upload(p.host, n));
+    MIXQ_TRY(p.m.fill(mem_, MemCategory::Optimizer, m[i], n, "AdamW m"));
+    MIXQ_TRY(p.v.fill(mem_, MemCategory::Optimizer, v[i], n, "AdamW v"));
+  }
+  params_ = std::move(params);
+  resident_ = true;
+  return zeroGradients();
+}
+
+Error CudaExecutor::zeroGradients() {
+  for (DevLayer &D : layers_)
+    for (DevLinear &dl : D.proj)
+      if (dl.train) {
+        MIXQ_TRY(dl.dA.zero());
+        MIXQ_TRY(dl.dB.zero());
+        MIXQ_TRY(dl.dH.zero());
+      }
+  return Error::success();
+}
+
+Error CudaExecutor::adamStep(const AdamScalars &s) {
+  if (!resident_)
+    return execError("adamStep without optimizerBegin");
+  for (DevParam &p : params_)
+    MIXQ_TRY(
+        cudaCheck(cudaops::adamw(p.param->get(), p.grad->get(), p.m.get(),
+                                 p.v.get(), p.param->size(), s.b1, s.b2,
+                                 s.stepSize, s.decay, s.invSqrtC2, s.eps, 0),
+                  "AdamW"));
+  return Error::success();
+}
+
+Error CudaExecutor::optimizerSync(ArrayRef<float *> m, ArrayRef<float *> v) {
+  if (!resident_)
+    return execError("optimizerSync without optimizerBegin");
+  if (m.size() != params_.size() || v.size() != params_.size())
+    return execError("optimizerSync: moment count mismatch");
+  auto down = [](float *host, const DevBuf<float> &d) {
+    return cudaCheck(cudaMemcpy(host, d.get(), sizeof(float) * size_t(d.size()),
+                                cudaMemcpyDeviceToHost),
+                     "download optimizer state");
+  };
+  for (size_t i = 0; i < params_.size(); ++i) {
+    MIXQ_TRY(down(params_[i].host, *params_[i].param));
+    MIXQ_TRY(down(m[i], params_[i].m));
+    MIXQ_TRY(down(v[i], params_[i].v));
+  }
+  return Error::success();
+}
+
+Error CudaExecutor::optimizerEnd(ArrayRef<float *> m, ArrayRef<float *> v) {
+  MIXQ_TRY(optimizerSync(m, v));
+  params_.clear();
+  resident_ = false;
+  return Error::success();
 }
 
 } // namespace
