@@ -55,6 +55,15 @@ template <typename T> __device__ T blockSum(T v, T *sh) {
   return r;
 }
 
+/// scale * (q . k) over one head of width hd: one attention score.
+__device__ __forceinline__ float scaledScore(const float *qi, const float *kj,
+                                             int64_t hd, float scale) {
+  float sc = 0.0f;
+  for (int64_t d = 0; d < hd; ++d)
+    sc += qi[d] * kj[d];
+  return scale * sc;
+}
+
 __device__ float blockMax(float v, float *sh) {
   const int t = threadIdx.x;
   sh[t] = v;
@@ -155,11 +164,7 @@ __global__ void attentionForwardKernel(const float *q, const float *k,
     const float *qi = q + (o + i) * qw + hh * hd;
     float mx = -INFINITY;
     for (int64_t j = 0; j <= i; ++j) {
-      const float *kj = k + (o + j) * kw + kvh * hd;
-      float sc = 0.0f;
-      for (int64_t d = 0; d < hd; ++d)
-        sc += qi[d] * kj[d];
-      sc = scale * sc;
+      const float sc = scaledScore(qi, k + (o + j) * kw + kvh * hd, hd, scale);
       pr[j] = sc;
       mx = fmaxf(mx, sc);
     }
@@ -257,11 +262,7 @@ __global__ void attentionCachedKernel(const float *q, const float *kCache,
   const float *qi = q + i * h * hd + hh * hd;
   float mx = -INFINITY;
   for (int64_t j = threadIdx.x; j < cnt; j += blockDim.x) {
-    const float *kj = kCache + j * kw + kvh * hd;
-    float sc = 0.0f;
-    for (int64_t d = 0; d < hd; ++d)
-      sc += qi[d] * kj[d];
-    sc = scale * sc;
+    const float sc = scaledScore(qi, kCache + j * kw + kvh * hd, hd, scale);
     pr[j] = sc;
     mx = fmaxf(mx, sc);
   }

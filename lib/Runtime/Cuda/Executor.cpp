@@ -940,13 +940,7 @@ Expected<double> CudaExecutor::run(const Batch &batch, float gradScale,
   // Resident AdamW: the gradients accumulate on the device until
   // zeroGradients.
   if (backward && !resident_)
-    for (DevLayer &D : layers_)
-      for (DevLinear &dl : D.proj)
-        if (dl.train) {
-          MIXQ_TRY(dl.dA.zero());
-          MIXQ_TRY(dl.dB.zero());
-          MIXQ_TRY(dl.dH.zero());
-        }
+    MIXQ_TRY(zeroGradients());
   MIXQ_TRY(ensureWorkspace(std::max<int64_t>(n, nt)));
   auto launched = [](cudaError_t st, const char *what) {
     return cudaCheck(st, what);
