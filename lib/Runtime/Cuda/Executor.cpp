@@ -354,6 +354,21 @@ Expected<bool> generateKernels(StringRef variantDir, bool verbose) {
   return true;
 }
 
+/// Removes the other builds of this backend ("all-<backend>-0x<key>.so";
+/// the key's "0x" keeps cuda from matching cuda-emu) from a variant's kernel
+/// cache, keeping `keep`. Best effort: a file that cannot be removed stays.
+void pruneKernelCache(StringRef cacheDir, StringRef keep) {
+  const std::string prefix = formatv("all-{0}-0x", kBackendName).str();
+  std::error_code ec;
+  for (sys::fs::directory_iterator it(cacheDir, ec), end; it != end && !ec;
+       it.increment(ec)) {
+    StringRef name = sys::path::filename(it->path());
+    if (name.starts_with(prefix) && name.ends_with(".so") &&
+        it->path() != keep)
+      sys::fs::remove(it->path());
+  }
+}
+
 /// Compiles (or finds in the cache) the kernels of `variantDir` and dlopens
 /// them; returns the handle.
 Expected<void *> loadKernelLibrary(StringRef variantDir, int ccMajor,
@@ -383,7 +398,9 @@ Expected<void *> loadKernelLibrary(StringRef variantDir, int ccMajor,
   // is read-only).
   SmallString<256> cacheDir(kdir);
   sys::path::append(cacheDir, ".cache");
+  bool ownCache = true;
   if (sys::fs::create_directories(cacheDir)) {
+    ownCache = false;
     sys::path::system_temp_directory(true, cacheDir);
     sys::path::append(cacheDir, "mixq-kernel-cache");
     if (std::error_code ec = sys::fs::create_directories(cacheDir))
@@ -418,6 +435,11 @@ Expected<void *> loadKernelLibrary(StringRef variantDir, int ccMajor,
     if (std::error_code ec = sys::fs::rename(tmp, lib))
       return execError("cannot rename '" + tmp + "' to '" + lib +
                        "': " + ec.message());
+    // The variant's own cache keeps one build per backend: the builds of
+    // earlier kernel sources are dropped (a process that still runs one
+    // keeps its mapping). The shared temp-dir cache is left alone.
+    if (ownCache)
+      pruneKernelCache(cacheDir, lib);
   }
   void *h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h)
