@@ -19,6 +19,7 @@
 
 #include "mixq_kernels.h"
 
+#include "mixq/Cuda/KernelCheck.h"
 #include "mixq/Kernels/FusedLinear.h"
 
 #include <cublas_v2.h>
@@ -35,6 +36,7 @@
 
 using namespace mixq;
 using namespace mixq::kernels;
+using namespace mixq::cuda;
 
 namespace {
 
@@ -91,31 +93,11 @@ struct DeviceMem {
   template <typename T> T *get() const { return static_cast<T *>(ptr); }
 };
 
-std::vector<float> randomVector(std::mt19937 &rng, size_t n, float amp) {
-  std::uniform_real_distribution<float> dist(-amp, amp);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = dist(rng);
-  return v;
-}
-
 std::vector<__half> toHalf(const std::vector<float> &v) {
   std::vector<__half> h(v.size());
   for (size_t i = 0; i < v.size(); ++i)
     h[i] = __float2half_rn(v[i]);
   return h;
-}
-
-QuantSpec quantSpecOf(const MixQCudaKernel &k) {
-  QuantSpec s;
-  s.format = static_cast<QuantFormat>(k.format);
-  s.block = k.block > 0 ? k.block : 64;
-  s.doubleQuant = k.doubleQuant != 0;
-  if (k.tileRows > 0) {
-    s.tileRows = k.tileRows;
-    s.tileCols = k.tileCols;
-  }
-  return s;
 }
 
 /// Milliseconds per call of `fn` (enqueues one call), by CUDA events over
@@ -137,19 +119,6 @@ template <typename Fn> double timeMs(const Options &o, Fn fn) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return double(ms) / o.iters;
-}
-
-/// Largest |got - ref| over max(max |ref|, 1e-3).
-double relativeError(const std::vector<float> &got,
-                     const std::vector<float> &ref) {
-  double err = 0.0, scale = 1e-3;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (!std::isfinite(got[i]))
-      return NAN;
-    err = std::max(err, std::fabs(double(got[i]) - double(ref[i])));
-    scale = std::max(scale, std::fabs(double(ref[i])));
-  }
-  return err / scale;
 }
 
 std::vector<int64_t> parseList(const char *s) {
@@ -255,12 +224,7 @@ int main(int argc, char **argv) {
                              zeros.get<float>(),       scaleCodes.get<uint8_t>(),
                              scaleAbsmax.get<float>(), q->scaleOffset};
 
-    AdapterView view;
-    view.kind = static_cast<AdapterKind>(k->adapter);
-    view.rank = k->storedRank;
-    view.poolIn = k->poolIn;
-    view.repeatOut = k->repeatOut;
-    view.scale = 2.0f;
+    AdapterView view = adapterViewOf(*k, 2.0f);
     llvm::Expected<AdapterShapes> shapes = adapterShapes(view, k->in, k->out);
     if (!shapes)
       die(k->name, llvm::toString(shapes.takeError()).c_str());

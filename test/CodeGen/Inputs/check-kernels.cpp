@@ -23,6 +23,7 @@
 
 #include "mixq_kernels.h"
 
+#include "mixq/Cuda/KernelCheck.h"
 #include "mixq/Kernels/FusedLinear.h"
 
 #include <algorithm>
@@ -35,6 +36,7 @@
 
 using namespace mixq;
 using namespace mixq::kernels;
+using namespace mixq::cuda;
 
 namespace {
 
@@ -75,41 +77,6 @@ private:
   void *ptr = nullptr;
 };
 
-std::vector<float> randomVector(std::mt19937 &rng, size_t n, float amp) {
-  std::uniform_real_distribution<float> dist(-amp, amp);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = dist(rng);
-  return v;
-}
-
-/// Largest |got - ref| over max(max |ref|, 1e-3); NaN on a size mismatch.
-double relativeError(const std::vector<float> &got,
-                     const std::vector<float> &ref) {
-  if (got.size() != ref.size())
-    return NAN;
-  double err = 0.0, scale = 1e-3;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    err = std::max(err, std::fabs(double(got[i]) - double(ref[i])));
-    scale = std::max(scale, std::fabs(double(ref[i])));
-    if (!std::isfinite(got[i]))
-      return NAN;
-  }
-  return err / scale;
-}
-
-QuantSpec quantSpecOf(const MixQCudaKernel &k) {
-  QuantSpec s;
-  s.format = static_cast<QuantFormat>(k.format);
-  s.block = k.block > 0 ? k.block : 64;
-  s.doubleQuant = k.doubleQuant != 0;
-  if (k.tileRows > 0) {
-    s.tileRows = k.tileRows;
-    s.tileCols = k.tileCols;
-  }
-  return s;
-}
-
 /// One kernel's weight and adapter on the host and the device.
 struct Problem {
   QuantizedTensor q;
@@ -132,11 +99,7 @@ bool setUp(const MixQCudaKernel &k, std::mt19937 &rng, bool corrupt,
     return false;
   }
   p.q = std::move(*q);
-  p.view.kind = static_cast<AdapterKind>(k.adapter);
-  p.view.rank = k.storedRank;
-  p.view.poolIn = k.poolIn;
-  p.view.repeatOut = k.repeatOut;
-  p.view.scale = 0.75f;
+  p.view = adapterViewOf(k, 0.75f);
   llvm::Expected<AdapterShapes> s = adapterShapes(p.view, k.in, k.out);
   if (!s) {
     std::printf("FAIL %s: adapter: %s\n", k.name,
