@@ -321,76 +321,74 @@ inline int __all_sync(unsigned mask, int pred) {
 }
 
 // Atomics: fibers switch only at barriers and warp operations, so plain
-// read-modify-write is atomic.
-inline float atomicAdd(float *p, float v) {
-  float old = *p;
-  *p = old + v;
+// read-modify-write is atomic. Integer arithmetic wraps as on the GPU (done
+// in unsigned, no signed overflow).
+namespace mixq_emu {
+namespace detail {
+template <typename T, typename F> inline T readModifyWrite(T *p, F update) {
+  T old = *p;
+  *p = update(old);
   return old;
+}
+inline int wrapAdd(int a, int b) {
+  return static_cast<int>(static_cast<unsigned>(a) + static_cast<unsigned>(b));
+}
+inline int wrapSub(int a, int b) {
+  return static_cast<int>(static_cast<unsigned>(a) - static_cast<unsigned>(b));
+}
+} // namespace detail
+} // namespace mixq_emu
+
+inline float atomicAdd(float *p, float v) {
+  return mixq_emu::detail::readModifyWrite(p, [v](float o) { return o + v; });
 }
 inline double atomicAdd(double *p, double v) {
-  double old = *p;
-  *p = old + v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(p, [v](double o) { return o + v; });
 }
 inline int atomicAdd(int *p, int v) {
-  int old = *p;
-  *p = static_cast<int>(static_cast<unsigned>(old) + static_cast<unsigned>(v));
-  return old;
+  return mixq_emu::detail::readModifyWrite(
+      p, [v](int o) { return mixq_emu::detail::wrapAdd(o, v); });
 }
 inline unsigned atomicAdd(unsigned *p, unsigned v) {
-  unsigned old = *p;
-  *p = old + v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(p,
+                                           [v](unsigned o) { return o + v; });
 }
 inline unsigned long long atomicAdd(unsigned long long *p,
                                     unsigned long long v) {
-  unsigned long long old = *p;
-  *p = old + v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(
+      p, [v](unsigned long long o) { return o + v; });
 }
 inline int atomicSub(int *p, int v) {
-  int old = *p;
-  *p = static_cast<int>(static_cast<unsigned>(old) - static_cast<unsigned>(v));
-  return old;
+  return mixq_emu::detail::readModifyWrite(
+      p, [v](int o) { return mixq_emu::detail::wrapSub(o, v); });
 }
 inline unsigned atomicSub(unsigned *p, unsigned v) {
-  unsigned old = *p;
-  *p = old - v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(p,
+                                           [v](unsigned o) { return o - v; });
 }
 inline int atomicMax(int *p, int v) {
-  int old = *p;
-  *p = old > v ? old : v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(
+      p, [v](int o) { return o > v ? o : v; });
 }
 inline int atomicMin(int *p, int v) {
-  int old = *p;
-  *p = old < v ? old : v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(
+      p, [v](int o) { return o < v ? o : v; });
 }
 inline int atomicCAS(int *p, int compare, int v) {
-  int old = *p;
-  if (old == compare)
-    *p = v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(
+      p, [=](int o) { return o == compare ? v : o; });
 }
 inline unsigned long long atomicCAS(unsigned long long *p,
                                     unsigned long long compare,
                                     unsigned long long v) {
-  unsigned long long old = *p;
-  if (old == compare)
-    *p = v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(
+      p, [=](unsigned long long o) { return o == compare ? v : o; });
 }
 inline int atomicExch(int *p, int v) {
-  int old = *p;
-  *p = v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(p, [v](int) { return v; });
 }
 inline float atomicExch(float *p, float v) {
-  float old = *p;
-  *p = v;
-  return old;
+  return mixq_emu::detail::readModifyWrite(p, [v](float) { return v; });
 }
 
 //===----------------------------------------------------------------------===//

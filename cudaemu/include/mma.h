@@ -57,54 +57,44 @@ inline void fill_fragment(fragment<Use, 16, 16, 16, T, Layout> &f,
     f.x[i] = v;
 }
 
-// A [m][k]: row_major reads p[m * ldm + k], col_major p[k * ldm + m].
+namespace detail {
+/// Element (r, c) of a 16 x 16 tile at p: p[r * ldm + c] when row-major,
+/// p[c * ldm + r] when column-major.
 template <typename T>
-inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, row_major> &f,
-                             const T *p, unsigned ldm) {
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c)
-      f.x[r * 16 + c] = p[static_cast<size_t>(r) * ldm + c];
+inline T &tileAt(T *p, unsigned ldm, bool rowMajor, int r, int c) {
+  return rowMajor ? p[static_cast<size_t>(r) * ldm + c]
+                  : p[static_cast<size_t>(c) * ldm + r];
 }
 template <typename T>
-inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, col_major> &f,
-                             const T *p, unsigned ldm) {
+inline void loadTile(T *x, const T *p, unsigned ldm, bool rowMajor) {
   for (int r = 0; r < 16; ++r)
     for (int c = 0; c < 16; ++c)
-      f.x[r * 16 + c] = p[static_cast<size_t>(c) * ldm + r];
+      x[r * 16 + c] = tileAt(p, ldm, rowMajor, r, c);
 }
-// B [k][n]: row_major reads p[k * ldm + n], col_major p[n * ldm + k].
-template <typename T>
-inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major> &f,
+} // namespace detail
+
+// A [m][k] and B [k][n]: row_major reads p[row * ldm + col], col_major
+// p[col * ldm + row].
+template <typename Use, typename T>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, row_major> &f,
                              const T *p, unsigned ldm) {
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c)
-      f.x[r * 16 + c] = p[static_cast<size_t>(r) * ldm + c];
+  detail::loadTile(f.x, p, ldm, true);
 }
-template <typename T>
-inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, col_major> &f,
+template <typename Use, typename T>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, col_major> &f,
                              const T *p, unsigned ldm) {
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c)
-      f.x[r * 16 + c] = p[static_cast<size_t>(c) * ldm + r];
+  detail::loadTile(f.x, p, ldm, false);
 }
 inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f,
                              const float *p, unsigned ldm, layout_t layout) {
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c)
-      f.x[r * 16 + c] = layout == mem_row_major
-                            ? p[static_cast<size_t>(r) * ldm + c]
-                            : p[static_cast<size_t>(c) * ldm + r];
+  detail::loadTile(f.x, p, ldm, layout == mem_row_major);
 }
 inline void store_matrix_sync(float *p,
                               const fragment<accumulator, 16, 16, 16, float> &f,
                               unsigned ldm, layout_t layout) {
   for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c) {
-      float *dst = layout == mem_row_major
-                       ? p + static_cast<size_t>(r) * ldm + c
-                       : p + static_cast<size_t>(c) * ldm + r;
-      *dst = f.x[r * 16 + c];
-    }
+    for (int c = 0; c < 16; ++c)
+      detail::tileAt(p, ldm, layout == mem_row_major, r, c) = f.x[r * 16 + c];
 }
 
 namespace detail {
