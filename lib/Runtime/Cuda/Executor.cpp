@@ -21,7 +21,7 @@
 
 #include "CudaExecConfig.h"
 #include "DeviceOps.h"
-#include "KernelABI.h"
+#include "mixq/Cuda/KernelABI.h"
 
 #include "mixq/Runtime/Device.h"
 #include "mixq/Runtime/Model.h"
